@@ -1,0 +1,1 @@
+"""Relevance data: JSONL schemas, readers/writers and the synthetic data generator."""

@@ -1,0 +1,1 @@
+"""Serving: the CumPT tier config, the relevance gateway and the CPU engine."""
