@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Annotated
@@ -101,10 +102,14 @@ def score(
     from relmodel.scoring import score_file
 
     try:
-        count = score_file(model, input, output, beta=beta, chat_template=chat_template)
+        with tempfile.TemporaryDirectory() as tmp:
+            target = os.path.join(tmp, "scored.jsonl") if output == "-" else output
+            summary = score_file(model, input, target, beta=beta, chat_template=chat_template)
+            if output == "-":
+                sys.stdout.write(Path(target).read_text(encoding="utf-8"))
     except (RelmodelError, ValueError) as exc:
         _fail(exc)
-    print(f"scored {count} pairs", file=sys.stderr)
+    print(f"scored {summary['pairs']} pairs at β={summary['beta']}: {summary['tiers']}", file=sys.stderr)
 
 
 def _root_uri(root: str) -> str:

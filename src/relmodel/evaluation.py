@@ -61,13 +61,14 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     pairs = read_jsonl(params["eval"], GradedPair)
     grid: list[float] = params["beta_grid"]
     rows: dict[str, Any] = {}
-    serve_row = None
+    serve_row, grade_ids = None, None
     for name, model_uri in params["models"].items():
-        probs = GradeScorer(model_uri, chat_template=params.get("chat_template", False)).score_pairs(pairs)
+        scorer = GradeScorer(model_uri, chat_template=params.get("chat_template", False))
+        probs = scorer.score_pairs(pairs)
         rows[name] = {"model": model_uri, **evaluate_probs(pairs, probs, grid, params.get("beta")),
                       "training": _stage_result(model_uri)}
         if model_uri == params["serve_model"]:
-            serve_row = name
+            serve_row, grade_ids = name, scorer.grade_ids
     if serve_row is None:
         raise ValueError("the model to serve was not among the evaluated models")
     served = rows[serve_row]
@@ -78,6 +79,7 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
         "macro_f1": served["cumpt"]["macro_f1"],
         "accuracy": served["cumpt"]["accuracy"],
         "argmax_macro_f1": served["argmax"]["macro_f1"],
+        "grade_token_ids": grade_ids,
         "eval_pairs": len(pairs),
         "lineage": _lineage(params),
     }
