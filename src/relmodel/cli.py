@@ -112,6 +112,84 @@ def score(
     print(f"scored {summary['pairs']} pairs at β={summary['beta']}: {summary['tiers']}", file=sys.stderr)
 
 
+
+# --- the platform's processes (what the images run) -------------------------------------------
+
+
+@app.command()
+def operator(
+    namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Watch one namespace.")] = None,
+    all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Watch all (default).")] = False,
+    resync_seconds: Annotated[float | None, typer.Option(help="Level-based resync period.")] = None,
+    liveness: Annotated[str | None, typer.Option(help="Liveness endpoint, e.g. http://0.0.0.0:8081/healthz")] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
+) -> None:
+    """Run the RelevanceModel operator (kopf)."""
+    from relmodel.operator import run_operator
+
+    run_operator(None if all_namespaces else namespace, resync_seconds=resync_seconds,
+                 liveness_endpoint=liveness, verbose=verbose)
+
+
+@app.command()
+def crd(check: Annotated[bool, typer.Option(help="Fail if the checked-in CRD differs.")] = False) -> None:
+    """Print the RelevanceModel CRD generated from the spec models (or check the checked-in one)."""
+    from relmodel.operator.crd import main as crd_main
+
+    raise typer.Exit(crd_main(["--check"] if check else []))
+
+
+@app.command("serve-engine")
+def serve_engine(
+    model: Annotated[str, typer.Option(help="Model directory.")],
+    port: Annotated[int, typer.Option()] = 8000,
+    host: Annotated[str, typer.Option()] = "0.0.0.0",
+    served_model_name: Annotated[str | None, typer.Option(help="The OpenAI `model` name.")] = None,
+    max_model_len: Annotated[int | None, typer.Option()] = None,
+    torch_threads: Annotated[int | None, typer.Option()] = None,
+) -> None:
+    """The CPU engine: vLLM's OpenAI-compatible completions API served with transformers."""
+    from relmodel.serving.engine import serve_engine as serve
+
+    serve(model, host, port, served_model_name=served_model_name, max_model_len=max_model_len,
+          torch_threads=torch_threads)
+
+
+@app.command()
+def gateway(
+    engine_url: Annotated[str, typer.Option(help="Base URL of the engine (vLLM or the CPU engine).")],
+    config: Annotated[str, typer.Option(help="CumPT config file (the operator's ConfigMap).")],
+    port: Annotated[int, typer.Option()] = 8080,
+    host: Annotated[str, typer.Option()] = "0.0.0.0",
+) -> None:
+    """The relevance gateway: score items of a query into grades and tiers."""
+    from relmodel.serving.gateway import run_gateway
+
+    run_gateway(config, engine_url, host, port)
+
+
+@app.command()
+def worker(
+    concurrency: Annotated[int, typer.Option(help="Worker processes.")] = 1,
+    loglevel: Annotated[str, typer.Option()] = "INFO",
+) -> None:
+    """A Celery worker for the data steps (broker from RELMODEL_BROKER_URL)."""
+    from relmodel.tasks.worker import run_worker
+
+    run_worker(concurrency=concurrency, loglevel=loglevel)
+
+
+@app.command("runs-service")
+def runs_service(
+    port: Annotated[int | None, typer.Option()] = None,
+    host: Annotated[str | None, typer.Option()] = None,
+) -> None:
+    """The data-run service: submit and watch sharded data runs (POST /v1/runs)."""
+    from relmodel.tasks.service.main import serve
+
+    serve(host, port)
+
+
 def _root_uri(root: str) -> str:
     return root if "://" in root else f"file://{os.path.abspath(root)}"
 

@@ -10,9 +10,19 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer
 
+from relmodel.errors import DataError
 from relmodel.labels import Grade, parse_grade
 
-GradeField = Annotated[Grade, BeforeValidator(parse_grade), PlainSerializer(int, return_type=int)]
+
+def _grade(value: object) -> Grade:
+    # pydantic reports ValueErrors with the field's location; read_jsonl adds the file and line.
+    try:
+        return parse_grade(value)
+    except DataError as exc:
+        raise ValueError(str(exc)) from exc
+
+
+GradeField = Annotated[Grade, BeforeValidator(_grade), PlainSerializer(int, return_type=int)]
 QueryType = Literal["head", "negation", "alternative", "qa", "knowledge", "other"]
 
 
