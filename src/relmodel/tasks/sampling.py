@@ -1,0 +1,55 @@
+"""The `samples` step: pass@N sampling of the SFT policy on the CoT prompts, then DPO pairs.
+
+Sampling is sharded Celery work (`run_sharded`: eager in-process locally, workers on a cluster;
+each worker loads the policy once). The pair rule then runs over all groups at once, seeded.
+
+    python -m relmodel.tasks.sampling --config params.json
+    -> <output>/samples.jsonl (SampleGroup rows), <output>/pairs.jsonl (PreferencePair rows)
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Sequence
+from typing import Any
+
+from relmodel import storage
+from relmodel.data.jsonl import read_jsonl, write_jsonl
+from relmodel.data.schemas import CoTRecord, SampleGroup
+from relmodel.errors import DataError
+from relmodel.steps import step_main
+from relmodel.tasks.shards import run_sharded
+from relmodel.trainers.sampling import build_preference_pairs, pass_at_k
+
+log = logging.getLogger(__name__)
+
+SHARD_SIZE = 128
+
+
+def run(params: dict[str, Any]) -> dict[str, Any]:
+    records = read_jsonl(params["cot"], CoTRecord)
+    if not records:
+        raise DataError(f"{params['cot']}: no CoT records to sample from")
+    output = params["output"]
+    run_sharded("relmodel.trainers.sampling:sample_shard", [r.model_dump(mode="json") for r in records],
+                params, output, "samples", int(params.get("shard_size", SHARD_SIZE)))
+    groups = read_jsonl(storage.join(output, "samples.jsonl"), SampleGroup)
+    teacher = {r.pair.pair_id: r.completion for r in records}
+    pairs, counts = build_preference_pairs(groups, teacher, int(params["pairs_per_prompt"]),
+                                           random.Random(int(params.get("seed", 0))))
+    write_jsonl(storage.join(output, "pairs.jsonl"), pairs)
+    n = int(params["samples"])
+    metrics: dict[str, Any] = {f"pass@{k}": round(pass_at_k(groups, k), 4) for k in range(1, n + 1)}
+    unparsable = sum(g is None for group in groups for g in group.grades)
+    metrics.update(prompts=len(groups), pairs=len(pairs), unparsable_samples=unparsable, **counts)
+    log.info("samples: %s", metrics)
+    return metrics
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return step_main(run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Routes per resource: runs (`/v1/runs`) and health/metrics."""
