@@ -10,8 +10,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
+import numpy.typing as npt
 
 from relmodel.labels import GRADES
+
+Grades = Sequence[int] | npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ class ClassificationReport:
         }
 
 
-def confusion_matrix(gold: Sequence[int], pred: Sequence[int]) -> np.ndarray:
+def confusion_matrix(gold: Grades, pred: Grades) -> np.ndarray:
     """4x4 counts, rows gold 1..4, columns predicted 1..4."""
     g = np.asarray(gold, dtype=np.int64)
     p = np.asarray(pred, dtype=np.int64)
@@ -54,7 +57,7 @@ def confusion_matrix(gold: Sequence[int], pred: Sequence[int]) -> np.ndarray:
     return matrix
 
 
-def classification_report(gold: Sequence[int], pred: Sequence[int]) -> ClassificationReport:
+def classification_report(gold: Grades, pred: Grades) -> ClassificationReport:
     """Per-class precision/recall/F1 (0 where undefined), macro-F1 over the four grades, accuracy."""
     matrix = confusion_matrix(gold, pred)
     total = int(matrix.sum())
