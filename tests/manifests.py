@@ -18,12 +18,13 @@ DELETE = object()
 SMOKE = {
     "spec.datasets.synthetic": {"seed": 3, "trainSize": 96, "evalSize": 48},
     "spec.baseModel.tiny": {"vocabSize": 600, "hiddenSize": 32, "numLayers": 1, "numHeads": 2},
-    "spec.stages.sft.training": {"maxSteps": 6, "batchSize": 8, "learningRate": 0.003, "maxLength": 192},
+    # Enough SFT that the policy writes grades first, so GRPO finds prompts inside the band.
+    "spec.stages.sft.training": {"maxSteps": 36, "batchSize": 8, "learningRate": 0.005, "maxLength": 320},
     "spec.stages.dpo": {"samples": 3, "maxNewTokens": 48,
-                        "training": {"maxSteps": 3, "batchSize": 4, "learningRate": 0.0005, "maxLength": 192}},
+                        "training": {"maxSteps": 3, "batchSize": 4, "learningRate": 0.0005, "maxLength": 320}},
     "spec.stages.grpo": {"rounds": 1, "groupSize": 4, "promptsPerRound": 12, "maxCompletionLength": 48,
                          "band": {"lower": 0.0, "upper": 1.0},
-                         "training": {"maxSteps": 2, "batchSize": 4, "learningRate": 0.0002, "maxLength": 192}},
+                         "training": {"maxSteps": 2, "batchSize": 4, "learningRate": 0.0002, "maxLength": 320}},
     "spec.evaluation.betaGrid": {"start": 0.3, "stop": 0.7, "step": 0.1},
 }
 

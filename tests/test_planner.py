@@ -94,6 +94,15 @@ def test_retries_with_exponential_backoff_then_fails():
     assert (sft_condition.status, sft_condition.reason) == ("False", "Failed")
 
 
+def test_a_permanent_failure_is_not_retried():
+    m = model(retries={"limit": 5, "backoffSeconds": 10})
+    plans = build_pipeline(m, ROOT)
+    sft = next(p for p in plans if p.step == Step.SFT)
+    failure = Observation(Phase.FAILED, sft.key, 1, failed_at=100.0, message="bad row", permanent=True)
+    decision = decide(m, plans, {**done(plans, Step.SFT), Step.SFT: failure}, now=100.0)
+    assert decision.action.verb == "fail" and decision.action.reason == "sft failed: bad row"
+
+
 def test_everything_done_is_ready():
     m = model()
     plans = build_pipeline(m, ROOT)

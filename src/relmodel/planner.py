@@ -121,6 +121,7 @@ class Observation:
     failed_at: float | None = None  # unix time of the last failure
     message: str = ""
     metrics: Mapping[str, Any] = field(default_factory=dict)
+    permanent: bool = False  # the step said retrying cannot help (bad input): fail without retries
 
 
 @dataclass(frozen=True)
@@ -283,7 +284,8 @@ def decide(
     """The next action for the pipeline, given what was observed of each step (for its key).
 
     Steps run one at a time, in order. A failed step is retried with exponential backoff until
-    `spec.retries.limit` retries are spent; then the pipeline fails with the step's message.
+    `spec.retries.limit` retries are spent, then the pipeline fails with the step's message; a
+    permanent failure (the step's input is wrong) fails at once.
     After eval, the gates decide whether serving may roll out.
     """
     retries = model.spec.retries
@@ -300,8 +302,9 @@ def decide(
         if obs is not None and obs.phase == Phase.RUNNING:
             return Decision(Action("wait", plan.step, attempt=obs.attempts), _phase(plan.step), plan.step, conditions)
         if obs is not None and obs.phase == Phase.FAILED:
-            if obs.attempts > retries.limit:
-                reason = f"{plan.step.value} failed after {obs.attempts} attempts: {obs.message}"
+            if obs.permanent or obs.attempts > retries.limit:
+                tries = "" if obs.permanent else f" after {obs.attempts} attempts"
+                reason = f"{plan.step.value} failed{tries}: {obs.message}"
                 return Decision(Action("fail", plan.step, obs.attempts, reason=reason), "Failed", plan.step, conditions)
             not_before = (obs.failed_at or now) + retries.backoff_seconds * 2 ** (obs.attempts - 1)
             if now < not_before:
@@ -346,7 +349,7 @@ def _conditions(model: RelevanceModel, pipeline: list[StepPlan], current: Mappin
         failed = [(s, o) for s, o in zip(mine, obs, strict=True) if o is not None and o.phase == Phase.FAILED]
         if failed:
             step, o = failed[0]
-            exhausted = o.attempts > model.spec.retries.limit
+            exhausted = o.permanent or o.attempts > model.spec.retries.limit
             conditions.append(Condition(ctype, "False", "Failed" if exhausted else "Retrying",
                                         f"{step.value}: {o.message}"))
         elif all(o is not None and o.phase == Phase.SUCCEEDED for o in obs):

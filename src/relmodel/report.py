@@ -116,13 +116,17 @@ def _confusion(report: dict[str, Any]) -> bytes:
 
 
 def _training_curves(report: dict[str, Any]) -> bytes | None:
-    curves = {name: row["training"].get("loss_curve") for name, row in report["rows"].items()}
-    curves = {name: c for name, c in curves.items() if c}
+    """One panel per stage: the loss of SFT/DPO, the mean reward of GRPO."""
+    curves = []
+    for name, row in report["rows"].items():
+        for key, label in (("loss_curve", "loss"), ("reward_curve", "mean reward")):
+            if row["training"].get(key):
+                curves.append((name, label, row["training"][key]))
     if not curves:
         return None
     fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.5), squeeze=False)
-    for ax, (name, curve) in zip(axes[0], curves.items(), strict=True):
+    for ax, (name, label, curve) in zip(axes[0], curves, strict=True):
         steps, values = zip(*curve, strict=True)
         ax.plot(steps, values)
-        ax.set(title=name, xlabel="step", ylabel="loss")
+        ax.set(title=name, xlabel="step", ylabel=label)
     return _png(fig)

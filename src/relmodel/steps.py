@@ -5,7 +5,10 @@
 `params` is the dict the planner built for the step (`StepPlan.params`); it always has `output`,
 the step's output directory URI. The step writes its files there (atomically) and, last of all,
 `result.json` with its metrics: the marker executors read as "this step succeeded". A step
-that fails writes no result and exits non-zero with its error on stderr.
+that fails writes no result and exits non-zero with its error on stderr: exit code 2
+(`EXIT_PERMANENT`) when the input itself is wrong (a RelmodelError: bad data, a tokenizer that
+cannot score, nothing to train on), so executors do not retry what cannot succeed; exit code 1
+for anything else (a crash, OOM, a lost node), which is worth retrying.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from relmodel.errors import RelmodelError
 from relmodel.planner import RESULT_FILE
 
 StepFn = Callable[[dict[str, Any]], dict[str, Any]]
+EXIT_PERMANENT = 2
 log = logging.getLogger("relmodel.steps")
 
 
@@ -71,6 +75,6 @@ def step_main(run: StepFn, argv: Sequence[str] | None = None) -> int:
         result = run_step(run, params)
     except RelmodelError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return EXIT_PERMANENT
     print(json.dumps(result, sort_keys=True))
     return 0

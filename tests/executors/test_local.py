@@ -73,7 +73,7 @@ def test_relmodel_score_writes_grade_and_tier_per_pair(finished_run, tmp_path):
         assert row["tier"] == {4: "Good", 3: "Good", 2: "Mid", 1: "Bad"}[row["grade"]]
 
 
-def test_a_missing_data_file_fails_clearly_after_retries(tmp_path):
+def test_a_missing_data_file_fails_at_once_with_a_clear_message(tmp_path):
     model = smoke_manifest(**{
         "spec.datasets": {"train": f"file://{tmp_path}/nope.jsonl", "eval": f"file://{tmp_path}/nope.jsonl"},
         "spec.retries": {"limit": 1, "backoffSeconds": 0},
@@ -82,8 +82,9 @@ def test_a_missing_data_file_fails_clearly_after_retries(tmp_path):
     executor = LocalExecutor(model, f"file://{tmp_path}/runs", listener=events.append)
     decision = executor.run()
     assert decision.action.verb == "fail" and decision.action.step == Step.DATA
-    assert "no such file" in decision.action.reason and "2 attempts" in decision.action.reason
-    assert [e.status for e in events] == ["started", "failed", "started", "failed"]
+    # Bad input is a permanent failure: retrying cannot make the file appear, so no retries.
+    assert "no such file" in decision.action.reason and "attempts" not in decision.action.reason
+    assert [e.status for e in events] == ["started", "failed"]
     data = executor.pipeline[0]
     assert read_result(data.output) is None
     assert sorted(p.name for p in Path(data.output.removeprefix("file://")).iterdir()) == [FAILURES_FILE,

@@ -79,6 +79,15 @@ def test_failed_attempts_are_counted_and_kept():
     assert retry is not None and retry.observation.phase == Phase.RUNNING and retry.observation.attempts == 2
 
 
+def test_exit_code_2_is_a_permanent_failure():
+    failed = job(0, "Failed")
+    state = observe_step(SFT, [failed], [pod(failed, 2, "error: train.jsonl:3: missing field 'title'")], no_result,
+                         NOW, 60)
+    assert state is not None and state.observation.permanent and "missing field" in state.observation.message
+    crashed = observe_step(SFT, [failed], [pod(failed, 137, "OOMKilled")], no_result, NOW, 60)
+    assert crashed is not None and not crashed.observation.permanent
+
+
 def test_jobs_of_another_key_are_ignored():
     other = job(0, "Complete")
     other["metadata"]["labels"][ch.LABEL_KEY] = "000000000000"

@@ -22,11 +22,19 @@ from relmodel import storage
 from relmodel.errors import RelmodelError
 from relmodel.planner import Decision, Observation, Phase, Step, StepPlan, build_pipeline, decide
 from relmodel.spec import RelevanceModel
-from relmodel.steps import read_result, run_step
+from relmodel.steps import EXIT_PERMANENT, read_result, run_step
 
 FAILURES_FILE = "failures.json"
 PARAMS_FILE = "params.json"
 LOG_FILE = "log.txt"
+
+
+class StepFailed(Exception):
+    """A step subprocess exited non-zero; `permanent` when it said its input is wrong."""
+
+    def __init__(self, message: str, permanent: bool) -> None:
+        super().__init__(message)
+        self.permanent = permanent
 
 
 @dataclass
@@ -61,7 +69,8 @@ class LocalExecutor:
         if storage.exists(failures_uri):
             failures = json.loads(storage.read_text(failures_uri))
             return Observation(Phase.FAILED, plan.key, attempts=failures["attempts"],
-                               failed_at=failures["failed_at"], message=failures["message"])
+                               failed_at=failures["failed_at"], message=failures["message"],
+                               permanent=failures.get("permanent", False))
         return None
 
     def run(self) -> Decision:
@@ -91,8 +100,9 @@ class LocalExecutor:
                 run_step(importlib.import_module(plan.entry).run, plan.params)
         except Exception as exc:  # a failed step is recorded, retried by the planner, reported
             message = str(exc) or type(exc).__name__
+            permanent = (isinstance(exc, StepFailed) and exc.permanent) or isinstance(exc, RelmodelError)
             storage.write_text(storage.join(plan.output, FAILURES_FILE), json.dumps(
-                {"attempts": attempt + 1, "failed_at": time.time(), "message": message}))
+                {"attempts": attempt + 1, "failed_at": time.time(), "message": message, "permanent": permanent}))
             self.listener(StepEvent(plan.step, "failed", time.time() - started, message))
             return
         self.listener(StepEvent(plan.step, "succeeded", time.time() - started,
@@ -109,7 +119,8 @@ class LocalExecutor:
             log.flush()
             completed = subprocess.run(command, stdout=log, stderr=subprocess.STDOUT, check=False)
         if completed.returncode != 0:
-            raise RelmodelError(_last_error(log_path) or f"{plan.entry} exited with {completed.returncode}")
+            message = _last_error(log_path) or f"{plan.entry} exited with {completed.returncode}"
+            raise StepFailed(message, permanent=completed.returncode == EXIT_PERMANENT)
 
 
 def _last_error(log_path: str) -> str:

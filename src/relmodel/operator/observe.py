@@ -15,6 +15,7 @@ from typing import Any
 
 from relmodel.operator.children import LABEL_ATTEMPT, LABEL_KEY, LABEL_ROLE, LABEL_STEP
 from relmodel.planner import Observation, Phase, Step, StepPlan
+from relmodel.steps import EXIT_PERMANENT
 
 ResultReader = Callable[[str], Mapping[str, Any] | None]
 Obj = Mapping[str, Any]
@@ -119,6 +120,7 @@ class _Outcome:
     at: float | None = None
     message: str = ""
     result: Mapping[str, Any] | None = None
+    permanent: bool = False
 
 
 def _outcome(job: Obj, pods: Sequence[Obj], output: str, read_result: ResultReader, now: float,
@@ -128,7 +130,9 @@ def _outcome(job: Obj, pods: Sequence[Obj], output: str, read_result: ResultRead
     name = job["metadata"]["name"]
     if phase == Phase.FAILED:
         cond = _condition(job, "Failed") or {}
-        return _Outcome(Phase.FAILED, parse_time(cond.get("lastTransitionTime")) or now, failure_message(job, pods))
+        permanent = any((terminated(pod) or {}).get("exitCode") == EXIT_PERMANENT for pod in pods_of(job, pods))
+        return _Outcome(Phase.FAILED, parse_time(cond.get("lastTransitionTime")) or now, failure_message(job, pods),
+                        permanent=permanent)
     if phase == Phase.RUNNING:
         return _Outcome(Phase.RUNNING)
     result = result_from_pods(job, pods)
@@ -172,7 +176,8 @@ def observe_step(plan: StepPlan, jobs: Sequence[Obj], pods: Sequence[Obj], read_
         completion = (_condition(latest, "Failed") or {}).get("lastTransitionTime")
     failed_at = failed[-1].at if failed else None
     message = last.message or (failed[-1].message if failed else "")
-    obs = Observation(last.phase, plan.key, len(failed), failed_at, message, dict(last.result or {}))
+    obs = Observation(last.phase, plan.key, len(failed), failed_at, message, dict(last.result or {}),
+                      permanent=last.permanent)
     return StepState(obs, latest["metadata"]["name"], start, completion)
 
 

@@ -142,6 +142,12 @@ def series(log_history: Sequence[dict[str, Any]], key: str) -> list[float]:
     return [float(entry[key]) for entry in log_history if key in entry]
 
 
+def curve(log_history: Sequence[dict[str, Any]], key: str) -> list[list[float]]:
+    """[[step, value], ...] of a logged metric, for the report's training-curve plots."""
+    return [[float(entry.get("step", i)), round(float(entry[key]), 5)]
+            for i, entry in enumerate(log_history) if key in entry]
+
+
 def first_last(log_history: Sequence[dict[str, Any]], key: str, name: str | None = None) -> dict[str, float]:
     """`<name>_first`, `<name>_last` (and the mean of the first/last quarter, less noisy) of a logged metric."""
     values = series(log_history, key)

@@ -24,6 +24,7 @@ from relmodel.modeling import render_prompt
 from relmodel.spec import TrainingSpec
 from relmodel.steps import step_main
 from relmodel.trainers.common import (
+    curve,
     first_last,
     load_policy,
     lora_config,
@@ -80,6 +81,7 @@ def train_dpo(config: DPOStageConfig) -> dict[str, Any]:
         **first_last(history, "loss", "loss"),
         **first_last(history, "rewards/margins"),
         **first_last(history, "rewards/accuracies"),
+        "loss_curve": curve(history, "loss"),
     }
     log.info("dpo: %s", metrics)
     return metrics

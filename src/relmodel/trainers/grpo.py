@@ -201,6 +201,8 @@ def train_grpo(config: GRPOStageConfig) -> dict[str, Any]:
         **first_last(history_all, "reward"),
         **first_last(history_all, "rewards/grade_reward/mean", "grade_reward"),
         **first_last(history_all, "kl"),
+        # Each round's trainer counts steps from 1 again: number them across rounds.
+        "reward_curve": [[float(i), value] for i, value in enumerate(series(history_all, "reward"), 1)],
     }
 
 

@@ -25,6 +25,7 @@ from relmodel.format import format_label_only
 from relmodel.spec import TrainingSpec
 from relmodel.steps import step_main
 from relmodel.trainers.common import (
+    curve,
     first_last,
     load_policy,
     lora_config,
@@ -92,6 +93,7 @@ def train_sft(config: SFTStageConfig) -> dict[str, Any]:
         "label_only": config.label_only,
         **first_last(history, "loss", "loss"),
         **first_last(history, "mean_token_accuracy"),
+        "loss_curve": curve(history, "loss"),
     }
     log.info("sft: %s", metrics)
     return metrics
