@@ -121,6 +121,8 @@ def operator(
     namespace: Annotated[str | None, typer.Option("--namespace", "-n", help="Watch one namespace.")] = None,
     all_namespaces: Annotated[bool, typer.Option("--all-namespaces", "-A", help="Watch all (default).")] = False,
     resync_seconds: Annotated[float | None, typer.Option(help="Level-based resync period.")] = None,
+    result_grace_seconds: Annotated[float | None, typer.Option(
+        help="How long a succeeded Job may take to report its result.")] = None,
     liveness: Annotated[str | None, typer.Option(help="Liveness endpoint, e.g. http://0.0.0.0:8081/healthz")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
@@ -128,7 +130,7 @@ def operator(
     from relmodel.operator import run_operator
 
     run_operator(None if all_namespaces else namespace, resync_seconds=resync_seconds,
-                 liveness_endpoint=liveness, verbose=verbose)
+                 result_grace_seconds=result_grace_seconds, liveness_endpoint=liveness, verbose=verbose)
 
 
 @app.command()

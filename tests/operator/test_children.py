@@ -37,6 +37,9 @@ def test_job_runs_the_entry_with_params_and_no_retries():
     job = ch.render_job(m, plan, 2)
     assert job["metadata"]["name"] == f"tiny-sft-{plan.key}-a2"
     assert job["spec"]["backoffLimit"] == 0
+    pod = job["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["containers"][0]["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     labels = job["metadata"]["labels"]
     assert labels[ch.LABEL_MODEL] == "tiny" and labels[ch.LABEL_STEP] == "sft" and labels[ch.LABEL_KEY] == plan.key
     assert labels[ch.LABEL_ATTEMPT] == "2" and labels["app.kubernetes.io/managed-by"] == "relmodel-operator"
@@ -102,8 +105,11 @@ def test_serving_objects(engine):
                                                                    .removeprefix("file://")]
         assert "resources" not in c
     else:
-        assert c["command"] == ["vllm", "serve"] and c["image"] == "vllm/vllm-openai:v0.33.0"
-        assert c["args"][-2:] == ["--quantization", "fp8"] and c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert c["command"] == ["vllm"] and c["args"][0] == "serve" and c["image"] == "vllm/vllm-openai:v0.33.0"
+        assert "--enable-prefix-caching" in c["args"] and c["args"][-2:] == ["--quantization", "fp8"]
+        assert c["resources"]["limits"]["nvidia.com/gpu"] == "1"
+        assert "runAsNonRoot" not in engine_dep["spec"]["template"]["spec"]["securityContext"]
+    assert gateway["spec"]["template"]["spec"]["securityContext"]["runAsNonRoot"] is True
     g = gateway["spec"]["template"]
     assert g["spec"]["containers"][0]["args"][0] == "gateway"
     assert g["metadata"]["annotations"][ch.ANNOTATION_CONFIG_HASH] == ch.config_hash(cumpt["data"])

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from relmodel.planner import StepPlan
 from relmodel.serving.config import CONFIG_FILE, CumPTConfig
+from relmodel.serving.vllm import vllm_args
 from relmodel.spec import API_GROUP, RelevanceModel, ResourcesSpec, RuntimeSpec
 
 MAX_NAME = 63
@@ -45,9 +46,23 @@ class Images:
     """Default images when the spec names none (operator settings)."""
 
     trainer: str = "ghcr.io/relmodel/trainer:0.1.0"
-    cpu_engine: str = "ghcr.io/relmodel/gateway:0.1.0"
+    cpu_engine: str = "ghcr.io/relmodel/engine-cpu:0.1.0"
     gateway: str = "ghcr.io/relmodel/gateway:0.1.0"
-    vllm: str = "vllm/vllm-openai:v{version}"
+    vllm: str = "vllm/vllm-openai:v{version}"  # {version}: spec.serving.vllmVersion
+
+
+#: Our images run as uid 10001; the pods they run in get the restricted Pod Security profile.
+NON_ROOT_UID = 10001
+CONTAINER_SECURITY: dict[str, Any] = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}}
+
+
+def pod_security(non_root: bool = True) -> dict[str, Any]:
+    """Pod securityContext: RuntimeDefault seccomp; non-root with an fsGroup that can write storage
+    (the vLLM image runs as root, so its pods get the rest of the profile only)."""
+    context: dict[str, Any] = {"seccompProfile": {"type": "RuntimeDefault"}}
+    if non_root:
+        context.update(runAsNonRoot=True, runAsUser=NON_ROOT_UID, runAsGroup=NON_ROOT_UID, fsGroup=NON_ROOT_UID)
+    return context
 
 
 @dataclass(frozen=True)
@@ -230,6 +245,7 @@ def render_job(model: RelevanceModel, plan: StepPlan, attempt: int, ctx: RenderC
         ],
         "volumeMounts": [{"name": "params", "mountPath": CONFIG_DIR, "readOnly": True}, *mounts],
         "terminationMessagePolicy": "FallbackToLogsOnError",
+        "securityContext": CONTAINER_SECURITY,
     }
     if env_from := _storage_env(model):
         container["envFrom"] = env_from
@@ -237,6 +253,7 @@ def render_job(model: RelevanceModel, plan: StepPlan, attempt: int, ctx: RenderC
         container["resources"] = resources
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
+        "securityContext": pod_security(),
         "containers": [container],
         "volumes": [{"name": "params", "configMap": {"name": params_name(name, plan)}}, *volumes],
     }
@@ -301,12 +318,7 @@ def engine_args(model: RelevanceModel, plan: StepPlan) -> tuple[list[str], list[
     if serving.engine == "cpu":
         return ["relmodel"], ["serve-engine", "--model", path, "--served-model-name", served_model_name(model),
                               "--port", str(ENGINE_PORT)]
-    args = ["--model", path, "--served-model-name", served_model_name(model), "--port", str(ENGINE_PORT),
-            "--dtype", serving.dtype, "--max-model-len", str(serving.max_model_len),
-            "--gpu-memory-utilization", str(serving.gpu_memory_utilization)]
-    if serving.quantization:
-        args += ["--quantization", serving.quantization]
-    return ["vllm", "serve"], args
+    return ["vllm"], vllm_args(serving, path, served_model_name=served_model_name(model), port=ENGINE_PORT)
 
 
 def render_engine(model: RelevanceModel, plan: StepPlan, ctx: RenderContext | None = None) -> dict[str, Any]:
@@ -368,7 +380,9 @@ def _deployment(model: RelevanceModel, plan: StepPlan, role: str, name: str, rep
     owner = model.metadata.name
     lab = labels(owner, step=plan.step.value, key=plan.key, role=role)
     runtime = model.spec.runtime
-    pod_spec: dict[str, Any] = {"containers": [container]}
+    container["securityContext"] = CONTAINER_SECURITY
+    root_image = role == "engine" and model.spec.serving.engine == "vllm"
+    pod_spec: dict[str, Any] = {"securityContext": pod_security(non_root=not root_image), "containers": [container]}
     if volumes:
         pod_spec["volumes"] = volumes
     if runtime.node_selector:

@@ -37,6 +37,7 @@ def settings_from_env() -> OperatorSettings:
         trainer=env.get("RELMODEL_TRAINER_IMAGE", ch.Images.trainer),
         cpu_engine=env.get("RELMODEL_ENGINE_IMAGE", ch.Images.cpu_engine),
         gateway=env.get("RELMODEL_GATEWAY_IMAGE", ch.Images.gateway),
+        vllm=env.get("RELMODEL_VLLM_IMAGE", ch.Images.vllm),
     )
     return OperatorSettings(
         namespace=env.get("RELMODEL_OPERATOR_NAMESPACE") or None,
@@ -112,6 +113,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     settings.watching.connect_timeout = 30
     settings.execution.max_workers = 8
     op = SETTINGS or settings_from_env()
+    if op.namespace is not None:
+        # One namespace: no cluster-wide namespace/CRD scans, which a namespaced Role cannot do.
+        settings.scanning.disabled = True
     kube = await asyncio.to_thread(Kube)
     runtime = Runtime(Reconciler(kube, op, _emitter(kube)), op)
     runtime.resync = asyncio.create_task(runtime.resync_loop(), name="relmodel-resync")
