@@ -64,6 +64,6 @@ def test_score_file_writes_probs_grade_and_tier(scorer: GradeScorer, pairs: list
 def test_score_file_bad_row_writes_nothing(scorer: GradeScorer, tmp_path: Path) -> None:
     source, target = tmp_path / "in.jsonl", tmp_path / "out.jsonl"
     source.write_text('{"query": "q", "item_id": "i", "title": "t"}\n{"query": "q", "title": "no id"}\n')
-    with pytest.raises(DataError, match=r"in.jsonl:2: missing field 'item_id'"):
+    with pytest.raises(DataError, match=r"in.jsonl:2: item_id: required field missing"):
         score_file(scorer, str(source), str(target))
     assert not target.exists()

@@ -1,5 +1,9 @@
 """Errors a user can act on: each carries a message that says what was wrong and where."""
 
+from __future__ import annotations
+
+from pydantic import ValidationError
+
 
 class RelmodelError(Exception):
     """Base class for errors caused by user input (manifests, data, models), not by bugs."""
@@ -19,3 +23,17 @@ class FormatError(RelmodelError):
 
 class TokenizerError(RelmodelError):
     """The tokenizer cannot represent the grade tokens the way scoring needs."""
+
+
+def validation_problems(exc: ValidationError) -> list[str]:
+    """One line per problem, naming the field: 'spec.stages.ppo: unknown field'."""
+    problems = []
+    for error in exc.errors():
+        where = ".".join(str(p) for p in error["loc"]) or "(root)"
+        if error["type"] == "extra_forbidden":
+            problems.append(f"{where}: unknown field")
+        elif error["type"] == "missing":
+            problems.append(f"{where}: required field missing")
+        else:
+            problems.append(f"{where}: {error['msg'].removeprefix('Value error, ')}")
+    return problems

@@ -9,7 +9,6 @@ CEL rules (`x-kubernetes-validations`) that the API server enforces; tests keep 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -17,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic.alias_generators import to_camel
 
-from relmodel.errors import SpecError
+from relmodel.errors import SpecError, validation_problems
 
 API_GROUP = "relmodel.dev"
 API_VERSION = f"{API_GROUP}/v1alpha1"
@@ -376,17 +375,5 @@ def parse_manifest(raw: object, source: str = "manifest") -> RelevanceModel:
     try:
         return RelevanceModel.model_validate(raw)
     except ValidationError as exc:
-        raise SpecError(f"{source}: invalid RelevanceModel:\n{describe_validation_error(exc)}") from exc
-
-
-def describe_validation_error(exc: ValidationError) -> str:
-    lines = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "(root)"
-        if error["type"] == "extra_forbidden":
-            lines.append(f"  {where}: unknown field")
-        elif error["type"] == "missing":
-            lines.append(f"  {where}: required field missing")
-        else:
-            lines.append(f"  {where}: {re.sub(r'^Value error, ', '', error['msg'])}")
-    return "\n".join(lines)
+        problems = "\n".join(f"  {problem}" for problem in validation_problems(exc))
+        raise SpecError(f"{source}: invalid RelevanceModel:\n{problems}") from exc

@@ -13,6 +13,7 @@ from relmodel.data import jsonl
 from relmodel.data.schemas import GradedPair, Rule
 from relmodel.errors import DataError
 from relmodel.spec import DatasetsSpec, SyntheticDataSpec
+from relmodel.steps import EXIT_PERMANENT
 from relmodel.tasks import data
 
 ESCI = Path("/work/shared/data/esci/train.jsonl")
@@ -68,7 +69,7 @@ def test_a_row_missing_a_field_is_a_clear_error_and_nothing_is_written(tmp_path,
     del broken["title"]
     rows[3] = json.dumps(broken)
     train.write_text("\n".join(rows) + "\n")
-    with pytest.raises(DataError, match=rf"{train}:4: missing field 'title'"):
+    with pytest.raises(DataError, match=rf"{train}:4: title: required field missing"):
         data.run(_params(tmp_path, DatasetsSpec(train=str(train), eval=str(evaluation))))
     assert not (tmp_path / "out").exists()
 
@@ -77,7 +78,7 @@ def test_step_main_reports_the_error_and_writes_no_result(tmp_path, esci_files, 
     train, evaluation = esci_files
     train.write_text(train.read_text() + "{not json\n")
     params = _params(tmp_path, DatasetsSpec(train=str(train), eval=str(evaluation)))
-    assert data.main(["--config-json", json.dumps(params)]) == 1
+    assert data.main(["--config-json", json.dumps(params)]) == EXIT_PERMANENT  # bad input: no retry
     assert ":21: not valid JSON" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     params = _params(tmp_path, DatasetsSpec(synthetic=SyntheticDataSpec(train_size=8, eval_size=8)))

@@ -9,7 +9,7 @@ from typing import TypeVar
 from pydantic import BaseModel, ValidationError
 
 from relmodel import storage
-from relmodel.errors import DataError
+from relmodel.errors import DataError, validation_problems
 
 Row = TypeVar("Row", bound=BaseModel)
 
@@ -29,7 +29,7 @@ def read_jsonl(uri: str, model: type[Row]) -> list[Row]:
         try:
             rows.append(model.model_validate(raw))
         except ValidationError as exc:
-            raise DataError(f"{uri}:{number}: {_describe(exc)}") from exc
+            raise DataError(f"{uri}:{number}: {'; '.join(validation_problems(exc))}") from exc
     return rows
 
 
@@ -42,13 +42,3 @@ def write_jsonl(uri: str, rows: Iterable[BaseModel]) -> int:
             count += 1
     return count
 
-
-def _describe(exc: ValidationError) -> str:
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(p) for p in error["loc"]) or "row"
-        if error["type"] == "missing":
-            parts.append(f"missing field '{where}'")
-        else:
-            parts.append(f"field '{where}': {error['msg']}")
-    return "; ".join(parts)

@@ -16,6 +16,7 @@ import kopf
 from pydantic import ValidationError
 
 from relmodel.cumpt import DEFAULT_BETA
+from relmodel.errors import validation_problems
 from relmodel.operator import children as ch
 from relmodel.operator.kube import Kube
 from relmodel.operator.observe import StepState, format_time, next_attempt, observe_all
@@ -29,7 +30,7 @@ from relmodel.operator.status import (
 )
 from relmodel.planner import Decision, Phase, Step, StepPlan, build_pipeline, decide
 from relmodel.serving.config import CONFIG_FILE, CumPTConfig
-from relmodel.spec import RelevanceModel, describe_validation_error
+from relmodel.spec import RelevanceModel
 from relmodel.steps import read_result
 
 log = logging.getLogger("relmodel.operator")
@@ -123,7 +124,7 @@ class Reconciler:
         try:
             model = parse_model(body)
         except ValidationError as exc:
-            return self._invalid(body, describe_validation_error(exc), now)
+            return self._invalid(body, "; ".join(validation_problems(exc)), now)
         return self._reconcile(body, model, now)
 
     # --- steps ---------------------------------------------------------------------------------
