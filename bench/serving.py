@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,6 +28,7 @@ import numpy as np
 from relmodel.format import build_prompt
 from relmodel.modeling import grade_token_ids, load_tokenizer
 from relmodel.spec import TinyModelSpec
+from relmodel.testing.waiting import free_port
 from relmodel.trainers.base import build_tiny, format_corpus
 
 MODEL_NAME = "tiny-bench"
@@ -39,12 +39,6 @@ PRODUCTS = ("shoe", "boot", "phone", "tablet", "kettle", "teapot", "shirt", "blo
 def items(n: int) -> list[dict[str, object]]:
     return [{"id": f"i{k}", "title": f"{COLORS[k % 4]} {PRODUCTS[k % 8]} model {k}",
              "attributes": {"color": COLORS[k % 4], "size": str(40 + k % 7)}} for k in range(n)]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @contextmanager

@@ -17,11 +17,9 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +31,7 @@ from tests.helm.helmtool import ROOT, Helm, by_kind, require_helm
 from relmodel.operator.children import LABEL_MODEL
 from relmodel.operator.crd import CRD_PATH
 from relmodel.testing.controlplane import ControlPlane
+from relmodel.testing.waiting import free_port, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -71,20 +70,6 @@ def namespace(cluster: ControlPlane, crd: None) -> Iterator[str]:
     cluster.kubectl("delete", "namespace", name, "--wait=false", check=False)
 
 
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 60.0, every: float = 0.3) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # --- schemas -------------------------------------------------------------------------------------------

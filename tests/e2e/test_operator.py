@@ -39,6 +39,7 @@ from relmodel.operator.crd import CRD_PATH
 from relmodel.planner import Step, build_pipeline
 from relmodel.spec import parse_manifest
 from relmodel.testing.controlplane import POD_FAIL_ANNOTATION, ControlPlane
+from relmodel.testing.waiting import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -60,15 +61,6 @@ def kubectl(*args: str, input: str | None = None, check: bool = True) -> subproc
 def kget(*args: str) -> Any:
     return json.loads(kubectl("get", *args, "-o", "json").stdout)
 
-
-def wait_for(what: str, check: Callable[[], Any], timeout: float = 90.0, every: float = 0.2) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def manifest(name: str, ns: str, root: Path, **spec: Any) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from typing import Any
 
 import uvicorn
 
+from relmodel.testing.waiting import free_port
+
 
 @contextmanager
 def serve(app: Any, timeout_s: float = 20.0) -> Iterator[str]:

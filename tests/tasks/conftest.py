@@ -13,7 +13,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,26 +22,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from relmodel.testing.waiting import free_port, wait_for
 from tests.tasks.fake_teacher import FakeTeacher
 
 REPO = Path(__file__).resolve().parents[2]
 VISIBILITY_TIMEOUT = 5  # seconds; every slow shard in these tests takes well under it
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for(check: Callable[[], object], timeout: float, what: str, interval: float = 0.1) -> object:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 class RedisServer:
@@ -66,7 +52,7 @@ class RedisServer:
              "--appendonly", "yes", "--appendfsync", "always", "--protected-mode", "no"],
             stdout=log, stderr=subprocess.STDOUT)
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.5)
-        wait_for(lambda: _pings(client), 10, "redis-server to answer")
+        wait_for("redis-server to answer", lambda: _pings(client), 10)
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -115,7 +101,7 @@ class Worker:
                 raise AssertionError(f"worker {self.name} exited: {self.log.read_text()[-2000:]}")
             return self.log.exists() and " ready." in self.log.read_text(errors="replace")
 
-        wait_for(ready, timeout, f"worker {self.name} to be ready", interval=0.2)
+        wait_for(f"worker {self.name} to be ready", ready, timeout, every=0.2)
 
     def kill(self) -> None:
         """SIGKILL the worker and its pool children at once (a node or pod lost)."""
@@ -201,7 +187,7 @@ class DataService:
             except httpx.HTTPError:
                 return False
 
-        wait_for(up, 60, "the data-run service", interval=0.2)
+        wait_for("the data-run service", up, 60, every=0.2)
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:

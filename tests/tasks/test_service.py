@@ -15,8 +15,9 @@ import pytest
 from relmodel.planner import Step, StepPlan, build_pipeline
 from relmodel.tasks.service.client import DataRunClient, DataRunError
 from relmodel.tasks.service.models import RunState, RunStatus
+from relmodel.testing.waiting import wait_for
 from tests.manifests import smoke_manifest
-from tests.tasks.conftest import DataService, RedisServer, Worker, wait_for
+from tests.tasks.conftest import DataService, RedisServer, Worker
 from tests.tasks.fake_teacher import FakeTeacher
 
 pytestmark = pytest.mark.timeout(300)
@@ -125,7 +126,7 @@ def test_service_killed_mid_run_is_resumed_after_restart(
         steps = plans(tmp_path, slow, "fake-good")
         assert run_to_end(client, steps[Step.DATA]).state == RunState.SUCCEEDED
         started = client.start("cot", {**steps[Step.COT].params, "shard_size": 4})
-        wait_for(lambda: client.get(started.id).progress.shards_done >= 2, 120, "two shards to commit")
+        wait_for("two shards to commit", lambda: client.get(started.id).progress.shards_done >= 2, 120)
         data_service.kill()  # the driver dies with the service; the run stays "running" in Redis
         data_service.start()
         client = DataRunClient(data_service.url)

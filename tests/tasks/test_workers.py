@@ -15,7 +15,8 @@ from typing import Any
 import pytest
 
 from relmodel.tasks import shards
-from tests.tasks.conftest import RedisServer, Worker, run_driver, wait_for
+from relmodel.testing.waiting import wait_for
+from tests.tasks.conftest import RedisServer, Worker, run_driver
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -50,7 +51,7 @@ def starts(tmp_path: Path) -> list[tuple[str, int]]:
 
 def first_start(tmp_path: Path) -> tuple[str, int]:
     """Wait until some shard started; its first row id and the pid of the pool process running it."""
-    wait_for(lambda: starts(tmp_path), 60, "a shard to start")
+    wait_for("a shard to start", lambda: starts(tmp_path), 60)
     return starts(tmp_path)[0]
 
 
@@ -111,7 +112,7 @@ def test_redis_restart_mid_run_finishes_with_every_row_once(
     workers("b")
     data = rows(16)
     driver = run_driver(redis_server.url, spec(tmp_path, data, shard_size=2, delay=0.4))
-    wait_for(lambda: len(starts(tmp_path)) >= 2, 60, "shards to start")
+    wait_for("shards to start", lambda: len(starts(tmp_path)) >= 2, 60)
     redis_server.restart(down_for=2.0)
     result = finish(driver, timeout=180)
     assert result["totals"]["rows"] == 16
@@ -124,7 +125,7 @@ def test_redis_gone_for_good_fails_the_run_clearly_and_writes_no_output(
     data = rows(8)
     job = spec(tmp_path, data, shard_size=2, delay=0.5)
     driver = run_driver(redis_server.url, job, RELMODEL_BROKER_OUTAGE_TIMEOUT="5")
-    wait_for(lambda: starts(tmp_path), 60, "a shard to start")
+    wait_for("a shard to start", lambda: starts(tmp_path), 60)
     redis_server.stop(signal.SIGKILL)
     _, err = driver.communicate(timeout=90)
     assert driver.returncode == 1
