@@ -11,8 +11,6 @@ from typing import Any
 
 import uvicorn
 
-from relmodel.testing.waiting import free_port
-
 
 @contextmanager
 def serve(app: Any, timeout_s: float = 20.0) -> Iterator[str]:
@@ -35,10 +33,3 @@ def serve(app: Any, timeout_s: float = 20.0) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, then released): connecting to it is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
