@@ -11,7 +11,8 @@ import httpx
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-from tests.serving.servers import free_port, serve
+from relmodel.testing.waiting import free_port
+from tests.serving.servers import serve
 
 BODY = {"query": "red shoe", "items": [{"id": "a", "title": "red shoe"}]}
 
