@@ -23,7 +23,6 @@
 set -euo pipefail
 
 readonly ALL_COMPONENTS=(kube-apiserver kube-controller-manager kube-scheduler kubectl etcd kwok)
-readonly K8S_COMPONENTS=" kube-apiserver kube-controller-manager kube-scheduler kubectl "
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 mods="$here/controlplane"
@@ -38,7 +37,7 @@ for arg in "$@"; do
   case "$arg" in
     --force) force=1 ;;
     --print-bin-dir) print_only=1 ;;
-    -h | --help) sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
+    -h | --help) sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2; exit 0 ;;
     -*) die "unknown option: $arg" ;;
     *)
       [[ " ${ALL_COMPONENTS[*]} " == *" $arg "* ]] || die "unknown component: $arg (known: ${ALL_COMPONENTS[*]})"
@@ -76,7 +75,7 @@ if ((print_only)); then
 fi
 
 GO="${GO:-$(command -v go || true)}"
-[[ -n "$GO" ]] || { [[ -x /usr/local/go/bin/go ]] && GO=/usr/local/go/bin/go; }
+if [[ -z "$GO" && -x /usr/local/go/bin/go ]]; then GO=/usr/local/go/bin/go; fi
 [[ -n "$GO" && -x "$GO" ]] || die "no 'go' tool found (set GO=/path/to/go or install Go >= 1.26)"
 
 export GOTOOLCHAIN=local CGO_ENABLED=0

@@ -1,5 +1,5 @@
 // Wrapper module that builds the kwok controller (fake nodes and pod lifecycles, no kubelet) for
-// the e2e tests. A wrapper (instead of `go install ...@v0.8.0`) pins it through go.sum like the rest.
+// the e2e tests. A wrapper (instead of `go install ...@version`) pins it through go.sum like the rest.
 module relmodel.invalid/controlplane/kwok
 
 go 1.26.0
