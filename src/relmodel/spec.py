@@ -210,6 +210,9 @@ class DPOSpec(SpecModel):
     temperature: float = Field(default=1.0, gt=0, le=5)
     top_p: float = Field(default=1.0, gt=0, le=1)
     max_new_tokens: int = Field(default=160, ge=1, le=8192)
+    max_prompts: int | None = Field(
+        default=None, ge=1, description="Sample at most this many training prompts (a seeded subset)."
+    )
     pairs_per_prompt: int = Field(default=1, ge=1, le=8)
     beta: float = Field(default=0.1, gt=0, le=10)
     use_vllm: bool = Field(default=False, description="Sample with vLLM (needs a GPU and vllm).")

@@ -9,6 +9,7 @@ import pytest
 
 from relmodel.data.jsonl import read_jsonl, write_jsonl
 from relmodel.data.schemas import GradedPair, PreferencePair, SampleGroup
+from relmodel.modeling import load_tokenizer
 from relmodel.tasks import difficulty as difficulty_step
 from relmodel.tasks import sampling as sampling_step
 from relmodel.trainers.difficulty import DifficultyRow
@@ -33,6 +34,20 @@ def test_samples_step_writes_groups_pairs_and_pass_at_k(tmp_path: Path, tiny_mod
     # An untrained model rarely starts with the gold grade: mostly oracle pairs with the teacher as chosen.
     assert all(p.case in ("oracle", "self_correction") for p in pairs_out)
     assert sampling_step.run(params) == metrics  # shards are not re-sampled on a re-run
+
+
+def test_samples_step_caps_prompts_and_cuts_oracles_to_the_sample_budget(
+        tmp_path: Path, tiny_model_dir: Path, pairs: list[GradedPair]) -> None:
+    write_jsonl(str(tmp_path / "cot.jsonl"), make_cot(pairs[:12]))
+    params = {"output": str(tmp_path / "out"), "model": str(tiny_model_dir), "cot": str(tmp_path / "cot.jsonl"),
+              "seed": 0, "chat_template": False, "samples": 2, "temperature": 1.0, "top_p": 1.0,
+              "max_new_tokens": 6, "max_prompts": 5, "pairs_per_prompt": 1, "use_vllm": False}
+    metrics = sampling_step.run(params)
+    assert metrics["prompts"] == 5
+    tokenizer = load_tokenizer(str(tiny_model_dir))
+    for pair in read_jsonl(str(tmp_path / "out" / "pairs.jsonl"), PreferencePair):
+        if pair.case == "oracle":
+            assert len(tokenizer(pair.chosen, add_special_tokens=False)["input_ids"]) <= 6 + 1  # decode may re-merge
 
 
 def test_difficulty_step_keeps_only_the_band(tmp_path: Path, tiny_model_dir: Path,

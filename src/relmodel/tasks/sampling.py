@@ -18,6 +18,7 @@ from relmodel import storage
 from relmodel.data.jsonl import read_jsonl, write_jsonl
 from relmodel.data.schemas import CoTRecord, SampleGroup
 from relmodel.errors import DataError
+from relmodel.modeling import load_tokenizer
 from relmodel.steps import step_main
 from relmodel.tasks.shards import run_sharded
 from relmodel.trainers.sampling import build_preference_pairs, pass_at_k
@@ -31,11 +32,13 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     records = read_jsonl(params["cot"], CoTRecord)
     if not records:
         raise DataError(f"{params['cot']}: no CoT records to sample from")
+    if params.get("max_prompts") and len(records) > params["max_prompts"]:
+        records = random.Random(int(params.get("seed", 0))).sample(records, int(params["max_prompts"]))
     output = params["output"]
     run_sharded("relmodel.trainers.sampling:sample_shard", [r.model_dump(mode="json") for r in records],
                 params, output, "samples", int(params.get("shard_size", SHARD_SIZE)))
     groups = read_jsonl(storage.join(output, "samples.jsonl"), SampleGroup)
-    teacher = {r.pair.pair_id: r.completion for r in records}
+    teacher = _oracle_completions(records, params["model"], int(params["max_new_tokens"]))
     pairs, counts = build_preference_pairs(groups, teacher, int(params["pairs_per_prompt"]),
                                            random.Random(int(params.get("seed", 0))))
     write_jsonl(storage.join(output, "pairs.jsonl"), pairs)
@@ -45,6 +48,18 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
     metrics.update(prompts=len(groups), pairs=len(pairs), unparsable_samples=unparsable, **counts)
     log.info("samples: %s", metrics)
     return metrics
+
+
+def _oracle_completions(records: Sequence[CoTRecord], model: str, max_new_tokens: int) -> dict[str, str]:
+    """The teacher's rationales cut to the samples' token budget: an oracle `chosen` longer than
+    every `rejected` would teach DPO a length preference instead of the grade."""
+    tokenizer = load_tokenizer(model)
+    oracle: dict[str, str] = {}
+    for record in records:
+        ids = tokenizer(record.completion, add_special_tokens=False)["input_ids"]
+        cut = len(ids) > max_new_tokens
+        oracle[record.pair.pair_id] = str(tokenizer.decode(ids[:max_new_tokens])) if cut else record.completion
+    return oracle
 
 
 def main(argv: Sequence[str] | None = None) -> int:
