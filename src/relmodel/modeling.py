@@ -20,6 +20,7 @@ from typing import Any, Literal
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from relmodel import storage
 from relmodel.errors import RelmodelError, TokenizerError
@@ -120,6 +121,7 @@ def load_model(
         kwargs["gguf_file"] = gguf_file
     if dtype is not None:
         kwargs["dtype"] = dtype
+    hf_logging.disable_progress_bar()  # a per-load bar is noise in step logs and in `relmodel run`
     try:
         model = AutoModelForCausalLM.from_pretrained(_source(uri), **kwargs)
     except (OSError, ValueError) as exc:
