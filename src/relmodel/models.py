@@ -104,17 +104,6 @@ def _require_gguf() -> None:
                                  "uv pip install -p .venv/bin/python gguf==0.19.0") from None
 
 
-def _drop_quantizer(model: Any) -> None:
-    """A dequantised GGUF model is plain fp32, but transformers still marks it quantized (config and
-    `hf_quantizer`), and `save_pretrained` refuses to write it; clear both marks."""
-    if getattr(model.config, "quantization_config", None) is not None:
-        del model.config.quantization_config
-    if getattr(model, "hf_quantizer", None) is not None:
-        model.hf_quantizer = None
-    if getattr(model, "is_quantized", False) and "is_quantized" in vars(model):
-        model.is_quantized = False
-
-
 def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -156,8 +145,7 @@ def prepare_packaged_model(name: str, output: str | Path, *, force: bool = False
     tokenizer = load_tokenizer(directory, gguf_file=file)
     grade_ids = grade_token_ids(tokenizer)
     chat_ids = grade_token_ids(tokenizer, chat_template=True) if entry.chat_template else None
-    model = load_model(directory, gguf_file=file)
-    _drop_quantizer(model)
+    model = load_model(directory, gguf_file=file)  # dequantised, quantizer marks dropped
     target = Path(output)
     target.mkdir(parents=True, exist_ok=True)
     (target / PREPARED_FILE).unlink(missing_ok=True)  # not "prepared" until the weights are complete

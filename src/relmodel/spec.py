@@ -132,7 +132,9 @@ class TeacherSpec(SpecModel):
          "an openai teacher needs endpoint and model"),
     ))
 
-    kind: Literal["rules", "openai"] = "rules"
+    kind: Literal["rules", "esci-rules", "openai"] = Field(default="rules", description=(
+        "rules: offline composer for the synthetic set; esci-rules: offline composer that reads real "
+        "product text (ESCI-style); openai: any OpenAI-compatible endpoint."))
     endpoint: str | None = Field(default=None, description="Base URL, e.g. http://teacher:8000/v1")
     model: str | None = None
     api_key_env: str | None = Field(default=None, description="Environment variable holding the API key.")

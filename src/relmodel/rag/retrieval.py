@@ -85,9 +85,11 @@ class BM25Retriever:
     def scores(self, pair: Pair) -> np.ndarray:
         query = _distinct(tokenize(pair.query))
         item = [w for w in _distinct(tokenize(pair_text(pair))) if w not in query]
-        return (np.asarray(self._bm25.get_scores(query))
-                + self.type_weight * np.asarray(self._bm25.get_scores([pair.query_type]))
-                + self.item_weight * np.asarray(self._bm25.get_scores(item)))
+        scores = (np.asarray(self._bm25.get_scores(query))
+                  + self.item_weight * np.asarray(self._bm25.get_scores(item)))
+        if pair.query_type != "other":  # "other" (real data without a type) says nothing about the rules
+            scores = scores + self.type_weight * np.asarray(self._bm25.get_scores([pair.query_type]))
+        return scores
 
     def retrieve(self, pairs: Sequence[Pair], k: int) -> list[list[Rule]]:
         return [[self.rules[i] for i in _top_k(self.scores(pair), k)] for pair in pairs]

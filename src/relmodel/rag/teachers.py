@@ -207,6 +207,12 @@ class OpenAITeacher:
         self._client.close()
 
 
-def make_teacher(spec: TeacherSpec) -> RuleTeacher | OpenAITeacher:
+def make_teacher(spec: TeacherSpec) -> Teacher:
     """The teacher a CoTSpec asks for."""
-    return OpenAITeacher.from_spec(spec) if spec.kind == "openai" else RuleTeacher()
+    if spec.kind == "openai":
+        return OpenAITeacher.from_spec(spec)
+    if spec.kind == "esci-rules":
+        from relmodel.rag.esci_teacher import EsciRuleTeacher
+
+        return EsciRuleTeacher()
+    return RuleTeacher()

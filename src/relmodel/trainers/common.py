@@ -117,6 +117,7 @@ def save_policy(model: Any, tokenizer: PreTrainedTokenizerBase, output: str) -> 
     """Save `<output>/model` as a plain HF directory: a LoRA adapter is merged into the weights first."""
     if hasattr(model, "merge_and_unload"):
         model = model.merge_and_unload()
+    model.config.use_cache = True  # training turns the KV cache off; generation and serving want it
     target = storage.join(output, MODEL_DIR)
     save_model(model, tokenizer, target)
     return target
