@@ -5,11 +5,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from relmodel.data import jsonl
 from relmodel.data.schemas import CoTRecord, RejectedCoT
 from relmodel.format import parse_completion
 from relmodel.spec import CoTSpec, DatasetsSpec, SyntheticDataSpec, TeacherSpec
+from relmodel.steps import EXIT_PERMANENT
 from relmodel.tasks import cot, data
+from relmodel.tasks.cot import TeacherUnavailable
+from relmodel.testing.waiting import free_port
 from tests.rag.fake_teacher import FakeTeacher
 
 
@@ -58,7 +63,17 @@ def test_a_teacher_that_never_succeeds_fails_the_step(tmp_path, capsys):
     data_dir = _data(tmp_path, 8)
     with FakeTeacher(behaviour=lambda prompt: "garbage") as fake:
         spec = CoTSpec(retriever="bm25", teacher=TeacherSpec(kind="openai", endpoint=fake.url, model="r1"))
-        assert cot.main(["--config-json", json.dumps(_params(tmp_path, data_dir, spec))]) == 1
+        # It answered, with garbage: retrying cannot help.
+        assert cot.main(["--config-json", json.dumps(_params(tmp_path, data_dir, spec))]) == EXIT_PERMANENT
     err = capsys.readouterr().err
     assert "no acceptable rationale" in err and "'unparsable': 8" in err
     assert not (tmp_path / "cot" / "result.json").exists()
+
+
+def test_a_teacher_that_is_down_is_worth_a_retry_and_leaves_no_shards(tmp_path):
+    data_dir = _data(tmp_path, 8)
+    spec = CoTSpec(retriever="bm25", teacher=TeacherSpec(kind="openai", endpoint=f"http://127.0.0.1:{free_port()}/v1",
+                                                         model="r1", max_retries=0, timeout_seconds=2))
+    with pytest.raises(TeacherUnavailable, match="teacher_error"):
+        cot.run(_params(tmp_path, data_dir, spec))
+    assert not (tmp_path / "cot" / "shards").exists()

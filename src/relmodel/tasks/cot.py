@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from relmodel import storage
 from relmodel.data import jsonl
 from relmodel.data.rules import load_rules
 from relmodel.data.schemas import GradedPair, Rule
@@ -60,6 +61,10 @@ def process_shard(rows: list[dict[str, Any]], params: dict[str, Any]) -> dict[st
             "rejected": [r.model_dump(mode="json") for r in batch.rejected], "counts": counts}
 
 
+class TeacherUnavailable(Exception):
+    """No call reached the teacher. Not a RelmodelError: the step exits 1 and is retried."""
+
+
 def run(params: dict[str, Any]) -> dict[str, Any]:
     spec = CoTSpec.model_validate(params["cot"])
     pairs = jsonl.read_jsonl(params["train"], GradedPair)
@@ -73,8 +78,13 @@ def run(params: dict[str, Any]) -> dict[str, Any]:
                if k.startswith(_REASON_PREFIX)}
     accepted = int(totals.get("accepted", 0))
     if pairs and accepted == 0:
-        raise RelmodelError(f"cot: the teacher {teacher.name} produced no acceptable rationale "
-                            f"for {len(pairs)} pairs; rejections by reason: {reasons}")
+        message = (f"cot: the teacher {teacher.name} produced no acceptable rationale for {len(pairs)} pairs; "
+                   f"rejections by reason: {reasons}")
+        if set(reasons) == {"teacher_error"}:
+            # It never answered (down, unreachable): worth a retry, which must not reuse these shards.
+            storage.filesystem(params["output"])[0].rm(storage.join(params["output"], "shards"), recursive=True)
+            raise TeacherUnavailable(message)
+        raise RelmodelError(message)
     return {"pairs": len(pairs), "accepted": accepted, "rejected": sum(reasons.values()), "reasons": reasons,
             "teacher": teacher.name, "retriever": retriever.name, "rules": len(rules), "top_k": spec.top_k}
 
