@@ -257,12 +257,7 @@ def render_job(model: RelevanceModel, plan: StepPlan, attempt: int, ctx: RenderC
         "containers": [container],
         "volumes": [{"name": "params", "configMap": {"name": params_name(name, plan)}}, *volumes],
     }
-    if runtime.node_selector:
-        pod_spec["nodeSelector"] = dict(runtime.node_selector)
-    if runtime.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in runtime.tolerations]
-    if runtime.service_account_name:
-        pod_spec["serviceAccountName"] = runtime.service_account_name
+    pod_spec.update(_placement(runtime))
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -374,6 +369,18 @@ def render_gateway(model: RelevanceModel, plan: StepPlan, cumpt: dict[str, Any],
                        ctx, extra)
 
 
+def _placement(runtime: RuntimeSpec) -> dict[str, Any]:
+    """Where a pod may run and as whom: the runtime's nodeSelector, tolerations, service account."""
+    placement: dict[str, Any] = {}
+    if runtime.node_selector:
+        placement["nodeSelector"] = dict(runtime.node_selector)
+    if runtime.tolerations:
+        placement["tolerations"] = [dict(t) for t in runtime.tolerations]
+    if runtime.service_account_name:
+        placement["serviceAccountName"] = runtime.service_account_name
+    return placement
+
+
 def _deployment(model: RelevanceModel, plan: StepPlan, role: str, name: str, replicas: int,
                 container: dict[str, Any], volumes: list[dict[str, Any]], ctx: RenderContext,
                 pod_annotations: Mapping[str, str]) -> dict[str, Any]:
@@ -385,12 +392,7 @@ def _deployment(model: RelevanceModel, plan: StepPlan, role: str, name: str, rep
     pod_spec: dict[str, Any] = {"securityContext": pod_security(non_root=not root_image), "containers": [container]}
     if volumes:
         pod_spec["volumes"] = volumes
-    if runtime.node_selector:
-        pod_spec["nodeSelector"] = dict(runtime.node_selector)
-    if runtime.tolerations:
-        pod_spec["tolerations"] = [dict(t) for t in runtime.tolerations]
-    if runtime.service_account_name:
-        pod_spec["serviceAccountName"] = runtime.service_account_name
+    pod_spec.update(_placement(runtime))
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
