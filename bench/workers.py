@@ -22,8 +22,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "src")]
 
-from tests.tasks.conftest import RedisServer, Worker  # noqa: E402
 from tests.tasks.fake_teacher import FakeTeacher  # noqa: E402
+from tests.tasks.processes import RedisServer, Worker  # noqa: E402
 
 
 def cot_throughput(pairs: int, workers: int, root: Path, redis: RedisServer, teacher: FakeTeacher,

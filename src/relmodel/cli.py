@@ -126,13 +126,16 @@ def operator(
     result_grace_seconds: Annotated[float | None, typer.Option(
         help="How long a succeeded Job may take to report its result.")] = None,
     liveness: Annotated[str | None, typer.Option(help="Liveness endpoint, e.g. http://0.0.0.0:8081/healthz")] = None,
+    data_runs_url: Annotated[str | None, typer.Option(
+        help="Run the data steps on this data-run service (default $RELMODEL_DATA_RUNS_URL; unset: Jobs).")] = None,
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Run the RelevanceModel operator (kopf)."""
     from relmodel.operator import run_operator
 
     run_operator(None if all_namespaces else namespace, resync_seconds=resync_seconds,
-                 result_grace_seconds=result_grace_seconds, liveness_endpoint=liveness, verbose=verbose)
+                 result_grace_seconds=result_grace_seconds, liveness_endpoint=liveness,
+                 data_runs_url=data_runs_url, verbose=verbose)
 
 
 @app.command()

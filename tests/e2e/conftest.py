@@ -6,6 +6,7 @@
   so Jobs complete and Deployments become Available (no container ever runs).
 * ``control_plane_kubeconfig`` / ``cluster_kubeconfig`` (function): export KUBECONFIG (and put the
   kubectl of the apiserver's minor first on PATH) for the test; return the kubeconfig path.
+* ``crd`` (module) installs the RelevanceModel CRD on ``cluster``; ``ns`` (function) a fresh namespace.
 
 The binaries are built once, before the first test and outside per-test timeouts (``pytest_runtestloop``),
 only for the components that the selected tests need. Rule: no ``go`` -> the tests skip; ``go`` present but
@@ -15,11 +16,14 @@ the build or the start fails -> the tests fail (never a silent skip in CI).
 from __future__ import annotations
 
 import contextlib
+import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.e2e.operator_harness import ROOT, kubectl
 
+from relmodel.operator.crd import CRD_PATH
 from relmodel.testing import (
     APISERVER_COMPONENTS,
     CLUSTER_COMPONENTS,
@@ -118,3 +122,17 @@ def control_plane_kubeconfig(control_plane: ControlPlane, monkeypatch: pytest.Mo
 def cluster_kubeconfig(cluster: ControlPlane, monkeypatch: pytest.MonkeyPatch) -> Path:
     """KUBECONFIG (and PATH for kubectl) pointing at ``cluster`` during the test."""
     return _export(cluster, monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def crd(cluster: ControlPlane) -> None:
+    cluster.kubectl("apply", "-f", str(ROOT / CRD_PATH))
+    cluster.kubectl("wait", "--for=condition=Established", "crd/relevancemodels.relmodel.dev", "--timeout=30s")
+
+
+@pytest.fixture
+def ns(cluster_kubeconfig: Path, crd: None) -> Iterator[str]:
+    name = f"relm-{secrets.token_hex(3)}"
+    kubectl("create", "namespace", name)
+    yield name
+    kubectl("delete", "namespace", name, "--wait=false", check=False)

@@ -273,6 +273,12 @@ def test_operator_gets_default_images_and_settings(helm: Helm) -> None:
         os.environ.update(saved)
     assert (settings.images.trainer, settings.images.cpu_engine, settings.images.gateway) == (
         "relmodel/trainer-cpu:dev", "relmodel/engine-cpu:dev", "relmodel/gateway:dev")
+    # Data steps go to the release's data-run service: the URL names its Service and port.
+    service = next(d for d in docs if d["kind"] == "Service" and d["metadata"]["name"].endswith("-runs"))
+    assert settings.data_runs_url == (f"http://{service['metadata']['name']}.{NAMESPACE}.svc:"
+                                      f"{service['spec']['ports'][0]['port']}")
+    without = helm.template(VARIANTS["kind"], ["runsService.enabled=false"])
+    assert "RELMODEL_DATA_RUNS_URL" not in env_of(pods(without)["relmodel-operator"]["containers"][0])
     assert settings.resync_seconds == 10.0
 
 

@@ -5,11 +5,12 @@ from pathlib import Path
 import yaml
 
 from relmodel.operator import children as ch
-from relmodel.operator.observe import next_attempt, observe_serving, observe_step, parse_time
+from relmodel.operator.observe import next_attempt, observe_run, observe_serving, observe_step, parse_time
 from relmodel.operator.status import ConditionStatus, merge_conditions
 from relmodel.operator.stepwrap import termination_message
 from relmodel.planner import Phase, Step, build_pipeline
 from relmodel.spec import parse_manifest
+from relmodel.tasks.service.models import Counts, Progress, RunState, RunStatus
 
 TINY = yaml.safe_load((Path(__file__).resolve().parents[2] / "examples" / "relevancemodel-tiny.yaml").read_text())
 MODEL = parse_manifest(copy.deepcopy(TINY))
@@ -130,3 +131,57 @@ def test_termination_message_fits():
     big = {"macro_f1": 0.7, "table": ["x" * 100] * 100}
     msg = termination_message(big)
     assert len(msg.encode()) <= 4096 and json.loads(msg) == {"macro_f1": 0.7, "truncated": True}
+
+
+# --- task steps run by the data-run service ---------------------------------------------------------
+
+COT = next(p for p in build_pipeline(MODEL) if p.step == Step.COT)
+
+
+def run(state, attempts=1, **fields):
+    request = ch.render_run_request(COT)
+    return RunStatus(id=request.run_id(), kind="cot", state=state, input=request.params["train"],
+                     output=request.params["output"], params=request.params, attempts=attempts,
+                     created_at=NOW - 60, started_at=NOW - 50 if attempts else None, updated_at=NOW, **fields)
+
+
+def test_a_step_without_a_run_is_not_observed():
+    assert observe_run(COT, None) is None
+
+
+def test_the_run_id_follows_from_the_step_so_a_restarted_operator_finds_its_run():
+    first, again = ch.render_run_request(COT), ch.render_run_request(COT)
+    assert first.run_id() == again.run_id() and first.kind == "cot" and first.params == dict(COT.params)
+    changed = parse_manifest({**copy.deepcopy(TINY), "spec": {**copy.deepcopy(TINY)["spec"],
+                                                                "cot": {"topK": 2}}})
+    other = next(p for p in build_pipeline(changed) if p.step == Step.COT)
+    assert ch.render_run_request(other).run_id() != first.run_id()
+
+
+def test_a_queued_or_running_run_is_running_with_its_progress():
+    queued = observe_run(COT, run(RunState.QUEUED, attempts=0))
+    assert queued is not None and queued.observation.phase == Phase.RUNNING and queued.observation.attempts == 0
+    going = observe_run(COT, run(RunState.RUNNING, attempts=2, progress=Progress(shards_done=3, shards_total=8),
+                                 counts=Counts(rows=120, rejected=4)))
+    assert going is not None and going.run == run(RunState.RUNNING).id
+    assert going.observation.phase == Phase.RUNNING and going.observation.attempts == 1  # one failed before
+    assert "3/8 shards, 120 rows, 4 rejected" in going.observation.message
+
+
+def test_a_succeeded_run_carries_the_step_result_as_metrics():
+    state = observe_run(COT, run(RunState.SUCCEEDED, result={"accepted": 40, "rejected": 2},
+                                 finished_at=NOW - 5))
+    assert state is not None and state.observation.phase == Phase.SUCCEEDED
+    assert state.observation.metrics == {"accepted": 40, "rejected": 2} and state.observation.attempts == 0
+    assert state.completion_time == "2026-01-01T00:09:55Z"
+
+
+def test_a_failed_run_counts_every_start_and_says_whether_a_retry_can_help():
+    bad_input = observe_run(COT, run(RunState.FAILED, attempts=2, error="train.jsonl line 3: missing field",
+                                     permanent=True, finished_at=NOW - 5))
+    assert bad_input is not None and bad_input.observation.phase == Phase.FAILED
+    assert bad_input.observation.attempts == 2 and bad_input.observation.permanent
+    assert bad_input.observation.failed_at == NOW - 5
+    assert "train.jsonl line 3: missing field" in bad_input.observation.message
+    crashed = observe_run(COT, run(RunState.FAILED, error="lost the broker", finished_at=NOW - 5))
+    assert crashed is not None and not crashed.observation.permanent

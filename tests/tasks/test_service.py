@@ -17,8 +17,8 @@ from relmodel.tasks.service.client import DataRunClient, DataRunError
 from relmodel.tasks.service.models import RunState, RunStatus
 from relmodel.testing.waiting import wait_for
 from tests.manifests import smoke_manifest
-from tests.tasks.conftest import DataService, RedisServer, Worker
 from tests.tasks.fake_teacher import FakeTeacher
+from tests.tasks.processes import DataService, RedisServer, Worker
 
 pytestmark = pytest.mark.timeout(300)
 TRAIN_PAIRS = 32
@@ -92,6 +92,7 @@ def test_teacher_429_and_503_are_retried_and_a_broken_teacher_fails_the_run(
     assert failed.state == RunState.FAILED
     assert failed.error is not None and "produced no acceptable rationale" in failed.error
     assert failed.counts.errors_by_reason == {"teacher_error": TRAIN_PAIRS}
+    assert not failed.permanent  # a teacher that never answered may answer later: worth a retry
 
 
 def test_unreadable_input_and_malformed_rows_fail_the_run_with_the_place(
@@ -101,6 +102,7 @@ def test_unreadable_input_and_malformed_rows_fail_the_run_with_the_place(
     missing = run_to_end(client, cot, train=str(tmp_path / "nope" / "train.jsonl"))
     assert missing.state == RunState.FAILED
     assert missing.error is not None and "nope/train.jsonl: no such file" in missing.error
+    assert missing.permanent  # bad input: the operator does not retry it
 
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"query": "red shoe", "item_id": "i1", "title": "red shoe", "grade": 4}\n{"query": oops\n')
@@ -114,6 +116,8 @@ def test_unreadable_input_and_malformed_rows_fail_the_run_with_the_place(
     assert refused.status_code == 422 and "needs its input URI" in refused.text
     with pytest.raises(DataRunError, match="HTTP 404"):
         client.get("cot-doesnotexist")
+    assert client.find("cot-doesnotexist") is None
+    assert client.find(missing.id) == client.get(missing.id)
 
 
 def test_service_killed_mid_run_is_resumed_after_restart(

@@ -16,7 +16,7 @@ import pytest
 
 from relmodel.tasks import shards
 from relmodel.testing.waiting import wait_for
-from tests.tasks.conftest import RedisServer, Worker, run_driver
+from tests.tasks.processes import RedisServer, Worker, run_driver
 
 pytestmark = pytest.mark.timeout(240)
 

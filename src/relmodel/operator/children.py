@@ -12,13 +12,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from relmodel.planner import StepPlan
 from relmodel.serving.config import CONFIG_FILE, CumPTConfig
 from relmodel.serving.vllm import vllm_args
 from relmodel.spec import API_GROUP, RelevanceModel, ResourcesSpec, RuntimeSpec
+from relmodel.tasks.service.models import RunCreate, RunKind
 
 MAX_NAME = 63
 CONFIG_DIR = "/config"
@@ -276,11 +277,15 @@ def render_job(model: RelevanceModel, plan: StepPlan, attempt: int, ctx: RenderC
 
 def render_task(model: RelevanceModel, plan: StepPlan, attempt: int, ctx: RenderContext | None = None
                 ) -> dict[str, Any]:
-    """How a `task` step (data, CoT, sampling, difficulty) runs: a Job for now.
-
-    A later issue moves tasks to the Celery data-run service; that swap is this one function.
-    """
+    """A `task` step (data, CoT, sampling, difficulty) as a Job: for an operator with no data-run
+    service (`--data-runs-url` unset); with one, the step is `render_run_request` instead."""
     return render_job(model, plan, attempt, ctx)
+
+
+def render_run_request(plan: StepPlan) -> RunCreate:
+    """A `task` step as a data-run request: its kind and exactly the planner's params. The run id
+    follows from them, so the operator finds its run again after a restart without storing it."""
+    return RunCreate(kind=cast(RunKind, plan.step.value), params=dict(plan.params))
 
 
 # --- serving -------------------------------------------------------------------------------------

@@ -24,6 +24,7 @@ from relmodel.operator.kube import Kube, post_event
 from relmodel.operator.observe import format_time
 from relmodel.operator.reconcile import OperatorSettings, Reconciler
 from relmodel.spec import API_GROUP
+from relmodel.tasks.service.client import DataRunClient
 
 log = logging.getLogger("relmodel.operator")
 
@@ -44,6 +45,7 @@ def settings_from_env() -> OperatorSettings:
         resync_seconds=float(env.get("RELMODEL_OPERATOR_RESYNC_SECONDS", "15")),
         result_grace_seconds=float(env.get("RELMODEL_OPERATOR_RESULT_GRACE_SECONDS", "60")),
         images=images,
+        data_runs_url=env.get("RELMODEL_DATA_RUNS_URL") or None,
     )
 
 
@@ -117,7 +119,9 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
         # One namespace: no cluster-wide namespace/CRD scans, which a namespaced Role cannot do.
         settings.scanning.disabled = True
     kube = await asyncio.to_thread(Kube)
-    runtime = Runtime(Reconciler(kube, op, _emitter(kube)), op)
+    runs = DataRunClient(op.data_runs_url) if op.data_runs_url else None
+    log.info("data steps run %s", f"on the data-run service at {op.data_runs_url}" if runs else "as Jobs")
+    runtime = Runtime(Reconciler(kube, op, _emitter(kube), runs=runs), op)
     runtime.resync = asyncio.create_task(runtime.resync_loop(), name="relmodel-resync")
     memo["relmodel"] = runtime
 

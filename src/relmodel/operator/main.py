@@ -18,6 +18,7 @@ def run_operator(
     resync_seconds: float | None = None,
     result_grace_seconds: float | None = None,
     liveness_endpoint: str | None = None,
+    data_runs_url: str | None = None,
     verbose: bool = False,
 ) -> None:
     """Run the operator until SIGINT/SIGTERM; `namespace=None` watches every namespace.
@@ -30,6 +31,7 @@ def run_operator(
         namespace=namespace,
         resync_seconds=resync_seconds if resync_seconds is not None else base.resync_seconds,
         result_grace_seconds=result_grace_seconds if result_grace_seconds is not None else base.result_grace_seconds,
+        data_runs_url=data_runs_url or base.data_runs_url,
     )
     handlers.SETTINGS = settings
     kopf.configure(verbose=verbose)
@@ -51,9 +53,12 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"level-based resync period (default {OperatorSettings.resync_seconds})")
     parser.add_argument("--result-grace-seconds", type=float, default=None,
                         help="how long a succeeded Job may take to report its result")
+    parser.add_argument("--data-runs-url", default=None,
+                        help="run the data steps on this data-run service (default: $RELMODEL_DATA_RUNS_URL; "
+                             "unset: as Jobs)")
     parser.add_argument("--liveness", default=None, help="liveness endpoint, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args(argv)
     run_operator(args.namespace, resync_seconds=args.resync_seconds, result_grace_seconds=args.result_grace_seconds,
-                 liveness_endpoint=args.liveness, verbose=args.verbose)
+                 liveness_endpoint=args.liveness, data_runs_url=args.data_runs_url, verbose=args.verbose)
     return 0

@@ -1,8 +1,9 @@
-"""Observed state: Jobs, pods and Deployments (as plain dicts) -> the planner's Observations. Pure.
+"""Observed state: Jobs, pods, Deployments (plain dicts) and data runs -> the planner's Observations. Pure.
 
 A step's Jobs are found by the labels relmodel.dev/step + relmodel.dev/key (+ attempt). The latest
 attempt decides the phase; every Failed attempt counts. A succeeded Job's metrics come from its pod's
 termination message (written by relmodel.operator.stepwrap) or else from result.json in storage.
+A task step the data-run service runs is observed through its run (`observe_run`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from relmodel.operator.children import LABEL_ATTEMPT, LABEL_KEY, LABEL_ROLE, LABEL_STEP
 from relmodel.planner import Observation, Phase, Step, StepPlan
 from relmodel.steps import EXIT_PERMANENT
+from relmodel.tasks.service.models import RunState, RunStatus
 
 ResultReader = Callable[[str], Mapping[str, Any] | None]
 Obj = Mapping[str, Any]
@@ -27,6 +29,7 @@ class StepState:
 
     observation: Observation
     job: str | None = None
+    run: str | None = None
     start_time: str | None = None
     completion_time: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -179,6 +182,30 @@ def observe_step(plan: StepPlan, jobs: Sequence[Obj], pods: Sequence[Obj], read_
     obs = Observation(last.phase, plan.key, len(failed), failed_at, message, dict(last.result or {}),
                       permanent=last.permanent)
     return StepState(obs, latest["metadata"]["name"], start, completion)
+
+
+def observe_run(plan: StepPlan, run: RunStatus | None) -> StepState | None:
+    """A task step run by the data-run service, from its run; None when there is no run yet.
+
+    `attempts` counts the run's starts; the failed ones are all of them unless one is under way.
+    """
+    if run is None:
+        return None
+    under_way = run.state in (RunState.RUNNING, RunState.SUCCEEDED)
+    failures = max(0, run.attempts - 1) if under_way else run.attempts
+    started = format_time(run.started_at) if run.started_at else None
+    finished = format_time(run.finished_at) if run.finished_at else None
+    if run.state == RunState.SUCCEEDED:
+        obs = Observation(Phase.SUCCEEDED, plan.key, failures, metrics=dict(run.result or {}))
+    elif run.state == RunState.FAILED:
+        obs = Observation(Phase.FAILED, plan.key, failures, run.finished_at or run.updated_at,
+                          f"data run {run.id} failed: {run.error}", permanent=run.permanent)
+    else:
+        progress, counts = run.progress, run.counts
+        obs = Observation(Phase.RUNNING, plan.key, failures, message=(
+            f"data run {run.id} {run.state.value}: {progress.shards_done}/{progress.shards_total} shards, "
+            f"{counts.rows} rows, {counts.rejected} rejected"))
+    return StepState(obs, run=run.id, start_time=started, completion_time=finished)
 
 
 def deployment_available(deployment: Obj) -> bool:

@@ -19,7 +19,7 @@ from relmodel.cumpt import DEFAULT_BETA
 from relmodel.errors import validation_problems
 from relmodel.operator import children as ch
 from relmodel.operator.kube import Kube
-from relmodel.operator.observe import StepState, format_time, next_attempt, observe_all
+from relmodel.operator.observe import StepState, format_time, next_attempt, observe_all, observe_run
 from relmodel.operator.status import (
     ConditionStatus,
     RelevanceModelStatus,
@@ -32,6 +32,7 @@ from relmodel.planner import Decision, Phase, Step, StepPlan, build_pipeline, de
 from relmodel.serving.config import CONFIG_FILE, CumPTConfig
 from relmodel.spec import RelevanceModel
 from relmodel.steps import read_result
+from relmodel.tasks.service.client import DataRunClient, DataRunError
 
 log = logging.getLogger("relmodel.operator")
 #: emit(body, type, reason, message): post a Kubernetes Event about the RelevanceModel.
@@ -47,6 +48,8 @@ class OperatorSettings:
     resync_seconds: float = 15.0
     result_grace_seconds: float = 60.0
     images: ch.Images = field(default_factory=ch.Images)
+    #: The data-run service (`relmodel runs-service`); when set, task steps run there, not as Jobs.
+    data_runs_url: str | None = None
 
 
 @dataclass
@@ -106,14 +109,16 @@ def cumpt_config(model: RelevanceModel, serve: StepPlan, eval_state: StepState |
 
 
 class Reconciler:
-    """Reconciles RelevanceModels through a Kube client; `emit` posts Events."""
+    """Reconciles RelevanceModels through a Kube client (and the data-run service, when configured);
+    `emit` posts Events."""
 
     def __init__(self, kube: Kube, settings: OperatorSettings, emit: Emit,
-                 read: ResultReader = safe_read_result) -> None:
+                 read: ResultReader = safe_read_result, runs: DataRunClient | None = None) -> None:
         self.kube = kube
         self.settings = settings
         self.emit = emit
         self.read = read
+        self.runs = runs
 
     # --- entry ---------------------------------------------------------------------------------
 
@@ -139,6 +144,7 @@ class Reconciler:
         pods = self.kube.list("Pod", ns, selector)
         states = observe_all(pipeline, owned["Job"], pods, owned["Deployment"], owned["ConfigMap"],
                              owned["Service"], self.read, now, self.settings.result_grace_seconds)
+        states.update(self._observe_runs(pipeline))
         plans = {p.step: p for p in pipeline}
         serving_f1, served, served_key = self._served(owned["ConfigMap"], plans.get(Step.SERVE))
         decision = decide(model, pipeline, {s: st.observation for s, st in states.items()}, now, serving_f1)
@@ -153,16 +159,36 @@ class Reconciler:
                     served_key = plan.key
                 else:
                     self._start_step(body, model, plan, owned["Job"], ctx, outcome)
-            except ValueError as exc:
+            except (ValueError, DataRunError) as exc:
                 outcome.error = str(exc)
         self._drop_superseded(pipeline, owned["Job"], outcome)
         status = self._status(body, model, pipeline, states, decision, (served, served_key), outcome, now)
         self._write_status(body, status, outcome)
         return outcome
 
+    def _observe_runs(self, pipeline: list[StepPlan]) -> dict[Step, StepState]:
+        """The task steps' runs on the data-run service. An unreachable service observes nothing:
+        the planner then asks to start the step, and that start reports the service's error."""
+        states: dict[Step, StepState] = {}
+        if self.runs is None:
+            return states
+        for plan in (p for p in pipeline if p.kind == "task"):
+            try:
+                state = observe_run(plan, self.runs.find(ch.render_run_request(plan).run_id()))
+            except DataRunError as exc:
+                log.warning("cannot observe step %s: %s", plan.step.value, exc)
+                return {}
+            if state is not None:
+                states[plan.step] = state
+        return states
+
     def _start_step(self, body: dict[str, Any], model: RelevanceModel, plan: StepPlan, jobs: list[dict[str, Any]],
                     ctx: ch.RenderContext, outcome: Outcome) -> None:
-        """Get-or-create the params ConfigMap and the Job of the next attempt (never two per attempt)."""
+        """Get-or-create the params ConfigMap and the Job of the next attempt (never two per attempt);
+        a task step goes to the data-run service instead, when the operator has one."""
+        if plan.kind == "task" and self.runs is not None:
+            self._start_run(body, plan, outcome)
+            return
         attempt = next_attempt(plan, jobs)
         params = ch.render_params_configmap(model, plan)
         job = ch.render_task(model, plan, attempt, ctx) if plan.kind == "task" else ch.render_job(
@@ -174,6 +200,16 @@ class Reconciler:
             outcome.created.append(jname)
             what = f"attempt {attempt + 1}" if attempt else "first attempt"
             self.emit(body, "Normal", "JobCreated", f"Created Job {jname} for step {plan.step.value} ({what})")
+
+    def _start_run(self, body: dict[str, Any], plan: StepPlan, outcome: Outcome) -> None:
+        """Submit the step's data run; the service starts a new or failed run and returns a live one as is."""
+        assert self.runs is not None
+        request = ch.render_run_request(plan)
+        run = self.runs.start(request.kind, request.params)
+        outcome.created.append(run.id)
+        what = f"attempt {run.attempts + 1}" if run.attempts else "first attempt"
+        self.emit(body, "Normal", "DataRunStarted",
+                  f"Started data run {run.id} for step {plan.step.value} ({what}) on {self.settings.data_runs_url}")
 
     def _roll_out(self, body: dict[str, Any], model: RelevanceModel, plan: StepPlan, eval_state: StepState | None,
                   ctx: ch.RenderContext, outcome: Outcome) -> CumPTConfig:
@@ -238,7 +274,7 @@ class Reconciler:
             obs = st.observation if st else None
             stages[plan.step.value] = StageStatus(
                 key=plan.key, phase=(obs.phase if obs else Phase.PENDING).value, attempts=obs.attempts if obs else 0,
-                job=st.job if st else None, start_time=st.start_time if st else None,
+                job=st.job if st else None, run=st.run if st else None, start_time=st.start_time if st else None,
                 completion_time=st.completion_time if st else None,
                 message=(obs.message or None) if obs else None, output=plan.output,
                 metrics=dict(obs.metrics) if obs else {},

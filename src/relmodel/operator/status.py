@@ -33,6 +33,7 @@ class StageStatus(StatusModel):
     phase: str = Field(description="Pending, Running, Succeeded or Failed.")
     attempts: int = Field(default=0, description="Failed attempts so far.")
     job: str | None = Field(default=None, description="The Job of the latest attempt.")
+    run: str | None = Field(default=None, description="The data run of a data step (data-run service).")
     start_time: str | None = None
     completion_time: str | None = None
     message: str | None = None

@@ -36,6 +36,11 @@ class DataRunClient:
     def get(self, run_id: str) -> RunStatus:
         return RunStatus.model_validate(self._request("GET", f"/v1/runs/{run_id}"))
 
+    def find(self, run_id: str) -> RunStatus | None:
+        """The run, or None when the service never saw it (404)."""
+        body = self._request("GET", f"/v1/runs/{run_id}", missing_ok=True)
+        return None if body is None else RunStatus.model_validate(body)
+
     def recent(self, limit: int = 50) -> list[RunStatus]:
         return [RunStatus.model_validate(r) for r in self._request("GET", "/v1/runs", params={"limit": limit})]
 
@@ -56,11 +61,13 @@ class DataRunClient:
         except httpx.HTTPError:
             return False
 
-    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    def _request(self, method: str, path: str, *, missing_ok: bool = False, **kwargs: Any) -> Any:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise DataRunError(f"data-run service at {self._http.base_url}: {type(exc).__name__}: {exc}") from exc
+        if missing_ok and response.status_code == 404:
+            return None
         if response.status_code >= 400:
             try:
                 detail = response.json().get("detail", response.text)

@@ -89,6 +89,8 @@ class RunStatus(BaseModel):
     progress: Progress = Field(default_factory=Progress)
     counts: Counts = Field(default_factory=Counts)
     error: str | None = None
+    permanent: bool = Field(default=False, description="The failure is the input's fault (a RelmodelError, a "
+                            "step's exit code 2): running it again cannot succeed.")
     result: dict[str, Any] | None = None
     attempts: int = 0
     created_at: float

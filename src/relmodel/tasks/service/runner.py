@@ -139,7 +139,8 @@ class RunManager:
         except Exception as exc:  # any failure is the run's, reported in its status
             message = str(exc) if isinstance(exc, RelmodelError) else f"{type(exc).__name__}: {exc}"
             log.warning("run %s failed: %s", run_id, message)
-            final = tracker.finish(RunState.FAILED, error=message or type(exc).__name__)
+            final = tracker.finish(RunState.FAILED, error=message or type(exc).__name__,
+                                   permanent=isinstance(exc, RelmodelError))
         finally:
             tracker.stopped.set()
             self.metrics.active.labels(status.kind).dec()
@@ -215,14 +216,15 @@ class _Progress:
             with self._lock:
                 self._dirty = True
 
-    def finish(self, state: RunState, *, result: dict[str, Any] | None = None, error: str | None = None) -> RunStatus:
+    def finish(self, state: RunState, *, result: dict[str, Any] | None = None, error: str | None = None,
+               permanent: bool = False) -> RunStatus:
         with self._lock:
             progress = self.status.progress
             if progress.shards_total == 0 and state == RunState.SUCCEEDED:  # a step without shards
                 progress = Progress(shards_done=1, shards_total=1)
             now = time.time()
             self.status = self.status.model_copy(update={
-                "state": state, "result": result, "error": error, "progress": progress,
+                "state": state, "result": result, "error": error, "permanent": permanent, "progress": progress,
                 "finished_at": now, "updated_at": now})
             self._dirty = False
             return self.status
