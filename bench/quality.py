@@ -225,6 +225,7 @@ def grpo_filter_effect(executor: Any) -> dict[str, Any]:
             "cv_before": r.get("cv_before"), "cv_after": r.get("cv_after"), "steps": r.get("steps"),
             "frac_reward_zero_std_first_step": r.get("frac_reward_zero_std_first_step"),
             "frac_reward_zero_std_mean": r.get("frac_reward_zero_std_mean"),
+            "groups_trained": r.get("groups_trained"), "grade_zero_std_share": r.get("grade_zero_std_share"),
             "grade_reward_mean": r.get("grade_reward_mean"),
         })
     return {"rounds": per_round, "result": read_result(str(grpo_dir)) or {}}
@@ -296,16 +297,21 @@ def markdown(result: dict[str, Any]) -> str:
     eff = result.get("grpo_filter")
     if eff:
         lines += ["", "## GRPO difficulty filter", "",
-                  "| run | round | scored | in band | kept (balanced) | kept share | zero-std groups (first step) "
-                  "| zero-std groups (mean) | grade reward |", "|---|---|---|---|---|---|---|---|---|"]
+                  "| run | round | scored | in band | kept (balanced) | kept share | groups trained "
+                  "| zero grade-reward variance | TRL zero-std (first step) | TRL zero-std (mean) | grade reward |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in eff["rounds"]:
             lines.append(f"| filtered | {r['round']} | {r['scored']} | {r['in_band']} | {r['kept']} | "
-                         f"{_pct(r['kept_share'])}% | {r['frac_reward_zero_std_first_step']} | "
-                         f"{r['frac_reward_zero_std_mean']} | {r['grade_reward_mean']} |")
+                         f"{_pct(r['kept_share'])}% | {r['groups_trained']} | {_pct(r['grade_zero_std_share'])}% | "
+                         f"{r['frac_reward_zero_std_first_step']} | {r['frac_reward_zero_std_mean']} | "
+                         f"{r['grade_reward_mean']} |")
         for r in result.get("plain_grpo_rounds", []):
             lines.append(f"| plain (no filter) | {r['round']} | - | - | {r.get('kept')} | - | "
-                         f"{r.get('frac_reward_zero_std_first_step')} | {r.get('frac_reward_zero_std_mean')} | "
-                         f"{r.get('grade_reward_mean')} |")
+                         f"{r.get('groups_trained')} | {_pct(r.get('grade_zero_std_share'))}% | {r.get('frac_reward_zero_std_first_step')} | "
+                         f"{r.get('frac_reward_zero_std_mean')} | {r.get('grade_reward_mean')} |")
+        lines += ["", "Zero grade-reward variance: share of trained groups (one prompt's G rollouts in a training "
+                  "step) whose grade rewards are all equal, i.e. that give no gradient. TRL zero-std: TRL's "
+                  "frac_reward_zero_std, on the weighted sum of grade and format rewards."]
     lines += ["", "## Dev (the split beta was chosen on)", "", "| model | argmax macro-F1 | CumPT macro-F1 | β |",
               "|---|---|---|---|"]
     for row in result["rows"]:

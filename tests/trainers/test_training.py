@@ -91,5 +91,6 @@ def test_grpo_rounds_raise_p_gold(tmp_path: Path, sft_dir: Path, pairs: list[Gra
     assert rounds[1]["scored"] == 16  # round 2 re-scored fresh prompts with the current policy
     assert rounds[1]["kept"] <= rounds[1]["in_band"] <= 16
     assert rounds[0]["frac_reward_zero_std_first_step"] is not None
+    assert rounds[0]["groups_trained"] == 16 and 0.0 <= rounds[0]["grade_zero_std_share"] <= 1.0  # 4 steps x 4
     assert metrics["steps"] >= 4
     assert p_gold(tmp_path / "out" / "model", [r.pair for r in pool]) > before

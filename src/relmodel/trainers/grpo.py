@@ -5,7 +5,11 @@ draws `prompts_per_round` fresh training prompts, scores them with the CURRENT p
 (`difficulty.score_difficulty`), keeps the band, class-balances, and trains one pass of TRL's
 GRPOTrainer on what is left. The band filter is why TRL's `frac_reward_zero_std` (share of
 groups whose rewards are all equal, i.e. no gradient) should sit near 0 at the start of a round;
-rounds.jsonl records it next to what was dropped and why.
+rounds.jsonl records it next to what was dropped and why. TRL computes it on the weighted sum of
+both rewards; `grade_zero_std_share` counts, over every trained group, those whose *grade* rewards
+are all equal (all right or all wrong): the groups the band is meant to keep out. The band is
+applied to the difficulty scoring's rollouts, and TRL trains on fresh ones, so that share is small
+but not 0 by construction (DAPO-style filtering of the trained rollouts themselves is TRL #3708).
 
 Rewards: `grade_reward` (1 if the leading grade is gold) + format_reward_weight * `format_reward`.
 The KL reference is the step's input model for every round (TRL rebuilds it from the model's
@@ -21,7 +25,7 @@ import json
 import logging
 import math
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -113,12 +117,36 @@ class GRPOStageConfig:
         )
 
 
-def _round_record(round_index: int, report: dict[str, Any], history: list[dict[str, Any]]) -> dict[str, Any]:
+class ZeroVarianceGroups:
+    """A reward function that also counts the groups of `group_size` consecutive completions (one
+    prompt's rollouts, as TRL orders them) whose rewards are all equal; TRL calls it like the wrapped one."""
+
+    def __init__(self, reward: Callable[..., list[float]], group_size: int) -> None:
+        self.reward, self.group_size = reward, group_size
+        self.__name__ = reward.__name__  # TRL names the reward's logged metrics after it
+        self.groups = self.zero_variance = 0
+
+    def __call__(self, completions: list[Any], **kwargs: Any) -> list[float]:
+        rewards = self.reward(completions, **kwargs)
+        for start in range(0, len(rewards), self.group_size):
+            self.groups += 1
+            self.zero_variance += len(set(rewards[start : start + self.group_size])) == 1
+        return rewards
+
+    @property
+    def share(self) -> float | None:
+        return round(self.zero_variance / self.groups, 4) if self.groups else None
+
+
+def _round_record(round_index: int, report: dict[str, Any], history: list[dict[str, Any]],
+                  grade_groups: ZeroVarianceGroups) -> dict[str, Any]:
     zero_std = series(history, "frac_reward_zero_std")
     reward = series(history, "reward")
     return {
         "round": round_index, **report,
         "steps": len(series(history, "loss")),
+        "groups_trained": grade_groups.groups,
+        "grade_zero_std_share": grade_groups.share,
         "frac_reward_zero_std_first_step": zero_std[0] if zero_std else None,
         "frac_reward_zero_std_mean": round(sum(zero_std) / len(zero_std), 4) if zero_std else None,
         "reward_first": reward[0] if reward else None,
@@ -173,7 +201,8 @@ def train_grpo(config: GRPOStageConfig) -> dict[str, Any]:
             for row in padded
         ])
         with scratch_dir() as scratch:
-            reward_funcs: list[Any] = [grade_reward, format_reward]  # TRL's RewardFunc wants list[float | None]
+            grade_groups = ZeroVarianceGroups(grade_reward, config.group_size)
+            reward_funcs: list[Any] = [grade_groups, format_reward]  # TRL's RewardFunc wants list[float | None]
             trainer = GRPOTrainer(model=model, reward_funcs=reward_funcs,
                                   args=config.grpo_args(scratch, round_index, len(padded)), train_dataset=dataset,
                                   processing_class=tokenizer, peft_config=lora_config(config.training.lora))
@@ -183,7 +212,7 @@ def train_grpo(config: GRPOStageConfig) -> dict[str, Any]:
             model = model.merge_and_unload()  # the next round starts from a plain model again
         history = list(trainer.state.log_history)
         history_all.extend(history)
-        record = _round_record(round_index, report, history)
+        record = _round_record(round_index, report, history, grade_groups)
         records.append(record)
         log.info("grpo round %d: %s", round_index, record)
 
@@ -198,6 +227,7 @@ def train_grpo(config: GRPOStageConfig) -> dict[str, Any]:
         "prompts_trained": sum(int(r.get("kept") or 0) for r in records),
         "steps": sum(int(r.get("steps") or 0) for r in records),
         "frac_reward_zero_std_first_step": [r.get("frac_reward_zero_std_first_step") for r in records],
+        "grade_zero_std_share": [r.get("grade_zero_std_share") for r in records],
         **first_last(history_all, "reward"),
         **first_last(history_all, "rewards/grade_reward/mean", "grade_reward"),
         **first_last(history_all, "kl"),
