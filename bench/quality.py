@@ -307,8 +307,9 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{r['grade_reward_mean']} |")
         for r in result.get("plain_grpo_rounds", []):
             lines.append(f"| plain (no filter) | {r['round']} | - | - | {r.get('kept')} | - | "
-                         f"{r.get('groups_trained')} | {_pct(r.get('grade_zero_std_share'))}% | {r.get('frac_reward_zero_std_first_step')} | "
-                         f"{r.get('frac_reward_zero_std_mean')} | {r.get('grade_reward_mean')} |")
+                         f"{r.get('groups_trained')} | {_pct(r.get('grade_zero_std_share'))}% | "
+                         f"{r.get('frac_reward_zero_std_first_step')} | {r.get('frac_reward_zero_std_mean')} | "
+                         f"{r.get('grade_reward_mean')} |")
         lines += ["", "Zero grade-reward variance: share of trained groups (one prompt's G rollouts in a training "
                   "step) whose grade rewards are all equal, i.e. that give no gradient. TRL zero-std: TRL's "
                   "frac_reward_zero_std, on the weighted sum of grade and format rewards."]
