@@ -23,7 +23,7 @@ from relmodel import storage
 from relmodel.operator.children import ANNOTATION_OUTPUT, LABEL_MODEL, LABEL_STEP
 from relmodel.planner import Step
 from relmodel.testing.controlplane import POD_FAIL_ANNOTATION
-from relmodel.testing.waiting import wait_for
+from relmodel.testing.waiting import stop_group, wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = yaml.safe_load((ROOT / "examples" / "relevancemodel-tiny.yaml").read_text())
@@ -84,12 +84,7 @@ class Operator:
 
     def stop(self) -> None:
         if self.proc is not None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+            stop_group(self.proc)
             self.proc = None
 
     def alive(self) -> bool:

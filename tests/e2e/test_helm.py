@@ -16,7 +16,6 @@ import json
 import os
 import re
 import secrets
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -31,7 +30,7 @@ from tests.helm.helmtool import ROOT, Helm, by_kind, require_helm
 from relmodel.operator.children import LABEL_MODEL
 from relmodel.operator.crd import CRD_PATH
 from relmodel.testing.controlplane import ControlPlane
-from relmodel.testing.waiting import free_port, wait_for
+from relmodel.testing.waiting import free_port, stop_group, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -196,13 +195,7 @@ class OperatorProcess:
                                          stdout=out, stderr=subprocess.STDOUT, env=env, start_new_session=True)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
+        stop_group(self.proc)
 
     def text(self) -> str:
         return self.log.read_text(errors="replace")

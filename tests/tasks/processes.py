@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from relmodel.testing.waiting import free_port, wait_for
+from relmodel.testing.waiting import free_port, stop_group, wait_for
 
 REPO = Path(__file__).resolve().parents[2]
 VISIBILITY_TIMEOUT = 5  # seconds; every slow shard in these tests takes well under it
@@ -104,12 +104,7 @@ class Worker:
             self.proc.wait(10)
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        stop_group(self.proc)
 
 
 def run_driver(redis_url: str, spec: dict[str, object], **env: str) -> subprocess.Popen[str]:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
 import time
 from collections.abc import Callable
 from typing import TypeVar
@@ -26,3 +30,17 @@ def wait_for(what: str, check: Callable[[], T], timeout: float = 60.0, every: fl
             return value
         time.sleep(every)
     raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def stop_group(proc: subprocess.Popen[bytes] | subprocess.Popen[str], grace: float = 15.0) -> None:
+    """SIGTERM a process started with `start_new_session=True` and its group; SIGKILL after `grace`."""
+    if proc.poll() is not None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
