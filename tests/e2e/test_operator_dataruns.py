@@ -125,13 +125,21 @@ def test_data_steps_run_on_the_service_and_training_steps_as_jobs(
     kubectl("apply", "-f", "-", input=yaml.safe_dump(raw))
     timeline = Timeline(ns, "svc")
 
-    # The service is not up yet: the operator says so in the status and creates nothing.
+    # The service is not up yet: the operator says so in the status and decides nothing.
     down = timeline.until("the service error in status",
                           lambda o: "data-run service" in ((o.get("status") or {}).get("message") or ""), timeout=60)
-    assert down["status"]["phase"] == "PreparingData" and "ConnectError" in down["status"]["message"]
-    assert jobs_by_step(ns, "svc") == {}
+    assert "cannot observe the data steps" in down["status"]["message"]
+    assert "ConnectError" in down["status"]["message"] and jobs_by_step(ns, "svc") == {}
 
     services.up()
+    # The service goes away once the data is ready: status says so, and nothing done looks undone.
+    timeline.until("DataReady=True", lambda o: condition(o, "DataReady").get("status") == "True", timeout=120)
+    services.service.kill()
+    gone = timeline.until("the outage in status", lambda o: "cannot observe" in (o["status"].get("message") or ""),
+                          timeout=60)
+    assert condition(gone, "DataReady")["status"] == "True" and gone["status"]["phase"] != "PreparingData"
+    assert gone["status"]["stages"]["data"]["phase"] == "Succeeded"
+    services.up()  # same Redis: the service finds its runs again
     obj = timeline.until("Ready=True", lambda o: condition(o, "Ready").get("status") == "True", timeout=300)
     print(f"\ntimeline:\n{timeline.render()}")
 

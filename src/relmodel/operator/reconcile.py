@@ -144,7 +144,10 @@ class Reconciler:
         pods = self.kube.list("Pod", ns, selector)
         states = observe_all(pipeline, owned["Job"], pods, owned["Deployment"], owned["ConfigMap"],
                              owned["Service"], self.read, now, self.settings.result_grace_seconds)
-        states.update(self._observe_runs(pipeline))
+        try:
+            states.update(self._observe_runs(pipeline))
+        except DataRunError as exc:  # decide nothing on half the facts: a step done there would look undone
+            return self._unobservable(body, f"cannot observe the data steps: {exc}")
         plans = {p.step: p for p in pipeline}
         serving_f1, served, served_key = self._served(owned["ConfigMap"], plans.get(Step.SERVE))
         decision = decide(model, pipeline, {s: st.observation for s, st in states.items()}, now, serving_f1)
@@ -167,17 +170,12 @@ class Reconciler:
         return outcome
 
     def _observe_runs(self, pipeline: list[StepPlan]) -> dict[Step, StepState]:
-        """The task steps' runs on the data-run service. An unreachable service observes nothing:
-        the planner then asks to start the step, and that start reports the service's error."""
+        """The task steps' runs on the data-run service (DataRunError when it cannot be asked)."""
         states: dict[Step, StepState] = {}
         if self.runs is None:
             return states
         for plan in (p for p in pipeline if p.kind == "task"):
-            try:
-                state = observe_run(plan, self.runs.find(ch.render_run_request(plan).run_id()))
-            except DataRunError as exc:
-                log.warning("cannot observe step %s: %s", plan.step.value, exc)
-                return {}
+            state = observe_run(plan, self.runs.find(ch.render_run_request(plan).run_id()))
             if state is not None:
                 states[plan.step] = state
         return states
@@ -334,6 +332,16 @@ class Reconciler:
                 if cond.get("message"):
                     text += f": {cond['message']}"
                 self.emit(body, kind, cond["type"], text)
+
+    def _unobservable(self, body: dict[str, Any], problem: str) -> Outcome:
+        """Say why nothing moves (in status.message only: phases and conditions stay as they were)."""
+        log.warning("%s/%s: %s", body["metadata"]["namespace"], body["metadata"]["name"], problem)
+        outcome = Outcome(error=problem)
+        if (body.get("status") or {}).get("message") != problem:
+            self.kube.merge_patch("RelevanceModel", body["metadata"]["namespace"], body["metadata"]["name"],
+                                  {"status": {"message": problem}}, subresource="status")
+            outcome.status_changed = True
+        return outcome
 
     def _invalid(self, body: dict[str, Any], problem: str, now: float) -> Outcome:
         """A spec the API server accepted but the models refuse (a rule without a CEL twin): report, do not crash."""
