@@ -40,13 +40,16 @@ def test_batched_equals_one_by_one(scorer: GradeScorer, pairs: list[GradedPair])
     assert not np.allclose(batched[0], batched[-1])  # the long title really is a different input
 
 
-def test_one_forward_per_query(scorer: GradeScorer, pairs: list[GradedPair], monkeypatch: pytest.MonkeyPatch) -> None:
+def test_batches_cross_queries_by_length_and_keep_input_order(
+        scorer: GradeScorer, pairs: list[GradedPair], monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
     original = scorer.score_prompts
     monkeypatch.setattr(scorer, "score_prompts", lambda prompts: calls.append(len(prompts)) or original(prompts))
     subset = pairs[:24]
-    scorer.score_pairs(subset)
-    assert len(calls) == len({p.query_id for p in subset}) and sum(calls) == len(subset)
+    probs = scorer.score_pairs(subset, batch_size=10)
+    assert calls == [10, 10, 4]  # not one call per query: 24 pairs of many queries
+    alone = np.vstack([original([scorer.prompt_for(p)]) for p in subset])  # each pair scored on its own
+    np.testing.assert_allclose(probs, alone, atol=1e-5)
 
 
 def test_score_file_writes_probs_grade_and_tier(scorer: GradeScorer, pairs: list[GradedPair], tmp_path: Path) -> None:

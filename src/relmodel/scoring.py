@@ -2,9 +2,9 @@
 
 The model writes the grade first (post-CoT), so one forward pass over the prompt is enough:
 p1..p4 = softmax over the four grade-token logits at the prompt's last position; no token is
-generated. Items are grouped by query and each query's items go through ONE batched forward
-pass (left-padded, so the last position is the prompt's last token for every row), mirroring
-how serving shares the query prefix.
+generated. Batches are left-padded (so the last position is the prompt's last token for every
+row) and sorted by length; serving (relmodel.serving) instead sends one query's items together,
+so that the engine's prefix cache shares the query.
 """
 
 from __future__ import annotations
@@ -68,21 +68,23 @@ class GradeScorer:
         positions = (mask.cumsum(dim=1) - 1).clamp(min=0)
         was_training = self.model.training
         self.model.eval()
-        logits = self.model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=positions).logits
+        # Only the last position's logits: the LM head over every position would cost more than it reads.
+        logits = self.model(input_ids=batch["input_ids"], attention_mask=mask, position_ids=positions,
+                            logits_to_keep=1).logits
         self.model.train(was_training)
         grade_logits = logits[:, -1, self.grade_ids].float()
         return torch.softmax(grade_logits, dim=-1).cpu().numpy().astype(np.float64)
 
     def score_pairs(self, pairs: Sequence[Pair], batch_size: int = DEFAULT_BATCH_SIZE) -> np.ndarray:
-        """(n, 4) p1..p4 per pair, input order; one forward pass per query (per batch_size items)."""
-        groups: dict[str, list[int]] = {}
-        for index, pair in enumerate(pairs):
-            groups.setdefault(pair.query_id or pair.query, []).append(index)
+        """(n, 4) p1..p4 per pair, input order. Offline there is no prefix cache to share a query
+        with, so batches cross queries: prompts sorted by length (little padding), batch_size at a time."""
+        prompts = [self.prompt_for(pair) for pair in pairs]
+        lengths = [len(ids) for ids in self.tokenizer(prompts)["input_ids"]] if prompts else []
+        order = sorted(range(len(prompts)), key=lengths.__getitem__)
         probs = np.zeros((len(pairs), 4))
-        for indices in groups.values():
-            for start in range(0, len(indices), batch_size):
-                chunk = indices[start : start + batch_size]
-                probs[chunk] = self.score_prompts([self.prompt_for(pairs[i]) for i in chunk])
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            probs[chunk] = self.score_prompts([prompts[i] for i in chunk])
         return probs
 
 
