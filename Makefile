@@ -47,7 +47,8 @@ models/smollm2-135m/prepared.json: $(VENV)/.dev
 esci-model: models/smollm2-135m/prepared.json
 
 quality: esci-model
-	OMP_NUM_THREADS=1 $(BIN)/python bench/quality.py --out runs/quality --seed 0
+	OMP_NUM_THREADS=2 OMP_WAIT_POLICY=PASSIVE $(BIN)/python bench/quality.py --out runs/quality --seed 0 \
+		--model-dir models/smollm2-135m --test 600
 
 bench: $(VENV)/.dev
 	$(BIN)/python bench/serving.py
