@@ -138,12 +138,54 @@ def _output(executor: Any, step: Step) -> str:
     return str(next(p.output for p in executor.pipeline if p.step == step)).removeprefix("file://")
 
 
-def _metrics(gold: list[int], probs: np.ndarray, beta: float | None) -> dict[str, Any]:
-    out: dict[str, Any] = {"argmax": classification_report(gold, argmax_grades(probs)).to_dict()}
+def query_resamples(pairs: list[GradedPair], n: int = 1000, seed: int = 0) -> list[np.ndarray]:
+    """Bootstrap index sets that resample whole queries (a query's items are not independent)."""
+    by_query: dict[str, list[int]] = {}
+    for index, pair in enumerate(pairs):
+        by_query.setdefault(pair.query_id or pair.query, []).append(index)
+    groups = list(by_query.values())
+    rng = np.random.default_rng(seed)
+    return [np.concatenate([groups[g] for g in rng.integers(0, len(groups), len(groups))]) for _ in range(n)]
+
+
+def _macro_f1(gold: np.ndarray, pred: np.ndarray) -> float:
+    return classification_report(gold.tolist(), pred.tolist()).macro_f1
+
+
+def macro_f1_ci(gold: list[int], pred: np.ndarray, resamples: list[np.ndarray]) -> list[float]:
+    """95% percentile interval of macro-F1 over query resamples."""
+    g = np.asarray(gold)
+    values = [_macro_f1(g[idx], pred[idx]) for idx in resamples]
+    return [round(float(np.percentile(values, 2.5)), 4), round(float(np.percentile(values, 97.5)), 4)]
+
+
+def delta_ci(gold: list[int], pred_a: np.ndarray, pred_b: np.ndarray, resamples: list[np.ndarray]) -> dict[str, Any]:
+    """macro-F1(a) - macro-F1(b) on the same pairs, with a paired 95% interval and the share of
+    resamples where a beats b."""
+    g = np.asarray(gold)
+    deltas = np.array([_macro_f1(g[idx], pred_a[idx]) - _macro_f1(g[idx], pred_b[idx]) for idx in resamples])
+    return {"delta": round(_macro_f1(g, pred_a) - _macro_f1(g, pred_b), 4),
+            "ci95": [round(float(np.percentile(deltas, 2.5)), 4), round(float(np.percentile(deltas, 97.5)), 4)],
+            "p_a_better": round(float((deltas > 0).mean()), 3)}
+
+
+def _metrics(gold: list[int], probs: np.ndarray, beta: float | None, resamples: list[np.ndarray],
+             preds: dict[str, np.ndarray]) -> dict[str, Any]:
+    """argmax (and CumPT at `beta`) metrics with macro-F1 intervals; `preds` receives the predictions."""
+    preds["argmax"] = argmax_grades(probs)
     if beta is not None:
-        out["cumpt"] = classification_report(gold, cumpt_grades(probs, beta)).to_dict()
+        preds["cumpt"] = cumpt_grades(probs, beta)
+    out: dict[str, Any] = {}
+    for rule, pred in preds.items():
+        out[rule] = {**classification_report(gold, pred).to_dict(), "macro_f1_ci95": macro_f1_ci(gold, pred, resamples)}
+    if beta is not None:
         out["beta"] = beta
     return out
+
+
+# Paired comparisons the paper's table makes (a vs b), on argmax predictions.
+COMPARISONS = [("label-only SFT", "BERT"), ("CoT-SFT", "label-only SFT"), ("+DPO", "CoT-SFT"),
+               ("+GRPO", "+DPO"), ("+GRPO", "+GRPO without filter")]
 
 
 def score_model(model_dir: str, pairs: list[GradedPair], chat_template: bool) -> tuple[np.ndarray, float]:
@@ -274,12 +316,18 @@ def _pct(x: float | None) -> str:
     return "-" if x is None else f"{100 * x:.2f}"
 
 
+def _delta_row(a: str, b: str | None, c: dict[str, Any]) -> str:
+    lo, hi = c["ci95"]
+    names = f"| {a} | {b} |" if b is not None else f"| {a} |"
+    return f"{names} {100 * c['delta']:+.2f} | {100 * lo:+.2f} … {100 * hi:+.2f} | {c['p_a_better']:.3f} |"
+
+
 def markdown(result: dict[str, Any]) -> str:
     lines = [f"# Stage table: {result['model']} on ESCI test ({result['sizes']['test']} pairs)", "",
              f"profile: {result['profile']}, seed {result['seed']}, train pairs {result['sizes']['train']}, "
              f"dev pairs (beta) {result['sizes']['dev']}; wall {result['wall_seconds']:.0f}s", "",
-             "| model | rule | C1 F1 | C2 F1 | C3 F1 | C4 F1 | Macro-F1 | Acc | paper macro-F1 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | rule | C1 F1 | C2 F1 | C3 F1 | C4 F1 | Macro-F1 | 95% CI (queries) | Acc | paper macro-F1 |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         for rule in ("argmax", "cumpt"):
             m = row["test"].get(rule)
@@ -288,10 +336,19 @@ def markdown(result: dict[str, Any]) -> str:
             name = rule if rule == "argmax" else f"CumPT β={row['test']['beta']:.2f} (dev)"
             pc = m["per_class"]
             lines.append(f"| {row['name']} | {name} | " + " | ".join(_pct(pc[str(g)]["f1"]) for g in (1, 2, 3, 4))
-                         + f" | {_pct(m['macro_f1'])} | {_pct(m['accuracy'])} | "
+                         + f" | {_pct(m['macro_f1'])} | {_pct(m['macro_f1_ci95'][0])}–{_pct(m['macro_f1_ci95'][1])} | "
+                         + f"{_pct(m['accuracy'])} | "
                          + (f"{PAPER[row['name']]:.2f}" if row["name"] in PAPER and rule == "argmax" else "") + " |")
     lines += ["", "Classes: 1 Irrelevant (ESCI I), 2 Complement (C, mapped to 'Mismatch'), 3 Substitute (S), "
-              "4 Exact (E). Paper column: TaoSR1 Table (methods.md §1.10), a different data set and a 42B model.", "",
+              "4 Exact (E). Paper column: TaoSR1 Table (methods.md §1.10), a different data set and a 42B model. "
+              "95% CI: percentile bootstrap over test queries (1,000 resamples).", "",
+              "## Paired differences (argmax macro-F1, same test pairs, query bootstrap)", "",
+              "| a | b | a − b | 95% CI | P(a > b) |", "|---|---|---|---|---|"]
+    lines += [_delta_row(c["a"], c["b"], c) for c in result.get("comparisons", [])]
+    lines += ["", "## CumPT (β from dev) vs argmax, same predictions (paper: CumPT costs ~0 macro-F1)", "",
+              "| model | CumPT − argmax | 95% CI | P(CumPT > argmax) |", "|---|---|---|---|"]
+    lines += [_delta_row(c["row"], None, c) for c in result.get("cumpt_vs_argmax", [])]
+    lines += ["",
               "## Wall time per stage (seconds, 2 CPU cores)", "", "| stage | seconds |", "|---|---|"]
     lines += [f"| {k} | {v if v is not None else 'cached'} |" for k, v in result["timings"].items()]
     eff = result.get("grpo_filter")
@@ -403,6 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     test = subsample(test_all, args.test if args.test is not None else (PILOT_TEST if args.pilot else None))
     gold = [int(p.grade) for p in test]
     dev_gold = [int(p.grade) for p in dev]
+    resamples = query_resamples(test, seed=args.seed)
+    preds: dict[str, dict[str, np.ndarray]] = {}
     grid: list[float] = parse_manifest(manifest).spec.evaluation.beta_grid.values()
 
     rows: list[dict[str, Any]] = []
@@ -411,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
         bert = train_cross_encoder(train, test, dev, epochs=epochs, seed=args.seed)
         dev_sweep = beta_sweep(dev_gold, bert["dev_probs"], grid)
         rows.append({"name": "BERT", "model": "all-MiniLM-L6-v2 cross-encoder (4-class head)",
-                     "test": _metrics(gold, bert["test_probs"], None),
+                     "test": _metrics(gold, bert["test_probs"], None, resamples, preds.setdefault("BERT", {})),
                      "dev": {"argmax_macro_f1": classification_report(dev_gold, argmax_grades(bert["dev_probs"]))
                              .macro_f1, "beta_sweep": dev_sweep, "beta": best_beta(dev_sweep)},
                      "training": {k: v for k, v in bert.items() if not k.endswith("_probs")}})
@@ -419,7 +478,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, row in eval_report["rows"].items():
         probs, seconds = score_model(row["model"].removeprefix("file://"), test, chat)
         timings[f"test scoring: {name}"] = round(seconds, 1)
-        rows.append({"name": name, "model": row["model"], "test": _metrics(gold, probs, float(row["beta"])),
+        rows.append({"name": name, "model": row["model"],
+                     "test": _metrics(gold, probs, float(row["beta"]), resamples, preds.setdefault(name, {})),
                      "dev": {"argmax_macro_f1": row["argmax"]["macro_f1"], "cumpt_macro_f1": row["cumpt"]["macro_f1"],
                              "beta": row["beta"], "beta_sweep": row["beta_sweep"]},
                      "training": row.get("training", {})})
@@ -439,9 +499,14 @@ def main(argv: list[str] | None = None) -> int:
             sweep = beta_sweep(dev_gold, dev_probs, grid)
             beta = best_beta(sweep)
             timings["test scoring: plain GRPO"] = round(seconds, 1)
-            rows.append({"name": "+GRPO without filter", "model": plain_model, "test": _metrics(gold, probs, beta),
+            rows.append({"name": "+GRPO without filter", "model": plain_model,
+                         "test": _metrics(gold, probs, beta, resamples, preds.setdefault("+GRPO without filter", {})),
                          "dev": {"argmax_macro_f1": classification_report(dev_gold, argmax_grades(dev_probs)).macro_f1,
                                  "cumpt_macro_f1": dict(sweep)[beta], "beta": beta, "beta_sweep": sweep}})
+    result["comparisons"] = [{"a": a, "b": b, **delta_ci(gold, preds[a]["argmax"], preds[b]["argmax"], resamples)}
+                             for a, b in COMPARISONS if a in preds and b in preds]
+    result["cumpt_vs_argmax"] = [{"row": name, **delta_ci(gold, p["cumpt"], p["argmax"], resamples)}
+                                 for name, p in preds.items() if "cumpt" in p]
     result.update(rows=rows, timings=timings, wall_seconds=round(time.time() - started, 1),
                   pipeline_root=str(out / "runs"))
     result["plots"] = plots(result, out / "plots")
