@@ -410,107 +410,7 @@ spec:
       phase: Running
       startTime: {{ $now | Quote }}
 ---
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-complete
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: DoesNotExist
-    - key: '.status.phase'
-      operator: In
-      values: ['Running']
-    - key: '.metadata.ownerReferences.[].kind'
-      operator: In
-      values: ['Job']
-    - key: '.metadata.annotations["@FAIL_ANNOTATION@"]'
-      operator: DoesNotExist
-  delay:
-    durationMilliseconds: @JOB_POD_DELAY_MS@
-    durationFrom:
-      expressionFrom: '.metadata.annotations["@DELAY_ANNOTATION@"]'
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: false
-        restartCount: 0
-        started: false
-        state:
-          terminated:
-            exitCode: 0
-            finishedAt: {{ $now | Quote }}
-            reason: Completed
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-      conditions:
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "False"
-        type: Ready
-        reason: PodCompleted
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "False"
-        type: ContainersReady
-        reason: PodCompleted
-      phase: Succeeded
----
-apiVersion: kwok.x-k8s.io/v1alpha1
-kind: Stage
-metadata:
-  name: pod-fail
-spec:
-  resourceRef: {apiGroup: v1, kind: Pod}
-  selector:
-    matchExpressions:
-    - key: '.metadata.deletionTimestamp'
-      operator: DoesNotExist
-    - key: '.status.phase'
-      operator: In
-      values: ['Running']
-    - key: '.metadata.ownerReferences.[].kind'
-      operator: In
-      values: ['Job']
-    - key: '.metadata.annotations["@FAIL_ANNOTATION@"]'
-      operator: Exists
-  delay:
-    durationMilliseconds: @JOB_POD_DELAY_MS@
-    durationFrom:
-      expressionFrom: '.metadata.annotations["@DELAY_ANNOTATION@"]'
-  next:
-    statusTemplate: |
-      {{ $now := Now }}
-      containerStatuses:
-      {{ range .spec.containers }}
-      - image: {{ .image | Quote }}
-        name: {{ .name | Quote }}
-        ready: false
-        restartCount: 0
-        started: false
-        state:
-          terminated:
-            exitCode: 1
-            finishedAt: {{ $now | Quote }}
-            reason: Error
-            startedAt: {{ $now | Quote }}
-      {{ end }}
-      conditions:
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "False"
-        type: Ready
-        reason: PodFailed
-      - lastTransitionTime: {{ $now | Quote }}
-        status: "False"
-        type: ContainersReady
-        reason: PodFailed
-      phase: Failed
----
-apiVersion: kwok.x-k8s.io/v1alpha1
+@JOB_POD_ENDS@apiVersion: kwok.x-k8s.io/v1alpha1
 kind: Stage
 metadata:
   name: pod-delete
@@ -525,10 +425,79 @@ spec:
 """
 
 
+# How a Job's pod ends: Succeeded, or Failed when it carries the fail annotation (one template, two Stages).
+_JOB_POD_END = r"""
+apiVersion: kwok.x-k8s.io/v1alpha1
+kind: Stage
+metadata:
+  name: @NAME@
+spec:
+  resourceRef: {apiGroup: v1, kind: Pod}
+  selector:
+    matchExpressions:
+    - key: '.metadata.deletionTimestamp'
+      operator: DoesNotExist
+    - key: '.status.phase'
+      operator: In
+      values: ['Running']
+    - key: '.metadata.ownerReferences.[].kind'
+      operator: In
+      values: ['Job']
+    - key: '.metadata.annotations["@FAIL_ANNOTATION@"]'
+      operator: @FAIL_OP@
+  delay:
+    durationMilliseconds: @JOB_POD_DELAY_MS@
+    durationFrom:
+      expressionFrom: '.metadata.annotations["@DELAY_ANNOTATION@"]'
+  next:
+    statusTemplate: |
+      {{ $now := Now }}
+      containerStatuses:
+      {{ range .spec.containers }}
+      - image: {{ .image | Quote }}
+        name: {{ .name | Quote }}
+        ready: false
+        restartCount: 0
+        started: false
+        state:
+          terminated:
+            exitCode: @EXIT_CODE@
+            finishedAt: {{ $now | Quote }}
+            reason: @REASON@
+            startedAt: {{ $now | Quote }}
+      {{ end }}
+      conditions:
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        type: Ready
+        reason: @POD_REASON@
+      - lastTransitionTime: {{ $now | Quote }}
+        status: "False"
+        type: ContainersReady
+        reason: @POD_REASON@
+      phase: @PHASE@
+---
+"""
+_JOB_POD_ENDINGS = (
+    {"@NAME@": "pod-complete", "@FAIL_OP@": "DoesNotExist", "@EXIT_CODE@": "0", "@REASON@": "Completed",
+     "@POD_REASON@": "PodCompleted", "@PHASE@": "Succeeded"},
+    {"@NAME@": "pod-fail", "@FAIL_OP@": "Exists", "@EXIT_CODE@": "1", "@REASON@": "Error",
+     "@POD_REASON@": "PodFailed", "@PHASE@": "Failed"},
+)
+
+
+def _fill(template: str, values: dict[str, str]) -> str:
+    for key, value in values.items():
+        template = template.replace(key, value)
+    return template
+
+
 def kwok_stages(job_pod_delay: float) -> str:
     """The kwok Stage documents (YAML) used by the full cluster; see the module docstring."""
+    endings = "".join(_fill(_JOB_POD_END.lstrip("\n"), values) for values in _JOB_POD_ENDINGS)
     return (
-        _KWOK_STAGES.replace("@JOB_POD_DELAY_MS@", str(round(job_pod_delay * 1000)))
+        _KWOK_STAGES.replace("@JOB_POD_ENDS@", endings)
+        .replace("@JOB_POD_DELAY_MS@", str(round(job_pod_delay * 1000)))
         .replace("@DELAY_ANNOTATION@", POD_COMPLETE_DELAY_ANNOTATION)
         .replace("@FAIL_ANNOTATION@", POD_FAIL_ANNOTATION)
         .lstrip()
